@@ -1,0 +1,180 @@
+"""The checkpoint contract: what a run directory holds and the one strict way to read it.
+
+`checkpoints/<run>/` holds three files, each written atomically:
+- `encoder.safetensors`: the bare encoder backbone weights, torchvision parameter names, no
+  wrapper prefix, no heads. Loadable without co-ssl into a torchvision ResNet (strict=False, no fc).
+- `meta.json`: schema version, architecture and its options, method, the full resolved training
+  config, normalization, dataset, input size, epoch/step, metrics, package and torch versions, git
+  commit (when there is one), and the sha256 of `encoder.safetensors`.
+- `state.pt`: the resume state (all networks, optimizer, step, RNG streams), tensors and plain
+  containers only, so `torch.load(weights_only=True)` reads it.
+
+Files are written state first, meta last; a kill between two writes leaves files that still load
+(`meta.json` may then describe the previous save, which `read_run` reports).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from co_ssl_train import __version__
+from co_ssl_train.atomic import atomic_path, write_bytes_atomic, write_json_atomic
+from co_ssl_train.errors import UserError
+from co_ssl_train.models import Encoder, build_encoder
+
+SCHEMA_VERSION = 1
+FORMAT = "co-ssl-run"
+ENCODER_FILE = "encoder.safetensors"
+META_FILE = "meta.json"
+STATE_FILE = "state.pt"
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree co-ssl runs from, or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def encoder_tensors(encoder: Encoder) -> dict[str, torch.Tensor]:
+    """The backbone's state dict as contiguous CPU tensors (what goes into encoder.safetensors)."""
+    return {k: v.detach().to("cpu").contiguous() for k, v in encoder.backbone.state_dict().items()}
+
+
+def save_run(run_dir: Path, encoder: Encoder, meta: dict[str, Any], state: dict[str, Any] | None) -> str:
+    """Write the run directory atomically, file by file; returns the encoder's sha256."""
+    from safetensors.torch import save as st_save
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if state is not None:
+        with atomic_path(run_dir / STATE_FILE) as tmp:
+            torch.save(state, tmp)
+    header = {"format": FORMAT, "arch": encoder.arch, "schema_version": str(SCHEMA_VERSION)}
+    blob = st_save(encoder_tensors(encoder), metadata=header)
+    write_bytes_atomic(run_dir / ENCODER_FILE, blob)
+    digest = sha256_bytes(blob)
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    full = {
+        "schema_version": SCHEMA_VERSION,
+        "format": FORMAT,
+        **meta,
+        "arch": {"name": encoder.arch, "kwargs": encoder.arch_kwargs},
+        "local_layer": encoder.local_layer,
+        "normalization": encoder.normalization(),
+        "encoder_sha256": digest,
+        "package_version": __version__,
+        "torch_version": torch.__version__,
+        "git_commit": git_commit(),
+        "updated": now,
+    }
+    full.setdefault("created", now)
+    write_json_atomic(run_dir / META_FILE, full)
+    return digest
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+
+def upgrade_meta(meta: dict[str, Any], source: Path) -> dict[str, Any]:
+    """Bring an older `meta.json` up to `SCHEMA_VERSION`, saying what was patched.
+
+    There is only schema 1 so far; a newer schema is refused with advice to upgrade co-ssl.
+    """
+    version = meta.get("schema_version")
+    if not isinstance(version, int):
+        raise UserError(f"{source} has no schema_version; it is not a co-ssl meta.json")
+    if version > SCHEMA_VERSION:
+        raise UserError(f"{source} has schema version {version}, newer than this co-ssl "
+                        f"({__version__}, schema {SCHEMA_VERSION}); upgrade co-ssl")
+    return meta
+
+
+def read_meta(run_dir: Path) -> dict[str, Any]:
+    """Parse and check `meta.json`; every problem becomes a one-line UserError."""
+    path = run_dir / META_FILE
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{run_dir} has no {META_FILE}; it is not a co-ssl run directory") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid JSON ({e}); the run directory is damaged") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise UserError(f"{path} is not a co-ssl meta.json (no format {FORMAT!r})")
+    meta = upgrade_meta(meta, path)
+    for key in ("arch", "normalization"):
+        if key not in meta:
+            raise UserError(f"{path} lacks {key!r}; the run directory is damaged")
+    return meta
+
+
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str], str]:
+    """(tensors, header metadata, sha256) of a safetensors file; damage becomes a UserError."""
+    from safetensors import safe_open
+    from safetensors.torch import load as st_load
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path} not found") from None
+    try:
+        tensors = st_load(data)
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except Exception as e:  # safetensors raises its own error type, and OSError/ValueError
+        raise UserError(f"{path} is truncated or not a safetensors file ({str(e).splitlines()[0][:120]}); "
+                        "copy it again or re-export the checkpoint") from None
+    return tensors, header, sha256_bytes(data)
+
+
+def load_run_encoder(run_dir: Path) -> tuple[Encoder, dict[str, Any], str]:
+    """The strict loader: (encoder in eval mode, meta, sha256 of the weights) of a run directory."""
+    meta = read_meta(run_dir)
+    tensors, _, digest = read_safetensors(run_dir / ENCODER_FILE)
+    arch = meta["arch"]
+    norm = meta["normalization"]
+    encoder = build_encoder(arch["name"], arch.get("kwargs", {}), mean=norm["mean"], std=norm["std"],
+                            local_layer=meta.get("local_layer", "layer4"))
+    missing, unexpected = _compare_keys(encoder.backbone.state_dict(), tensors)
+    if missing or unexpected:
+        raise UserError(f"{run_dir / ENCODER_FILE} does not match architecture {arch['name']} "
+                        f"{arch.get('kwargs', {})}: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    try:
+        encoder.backbone.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise UserError(f"{run_dir / ENCODER_FILE} does not fit architecture {arch['name']}: {first}") from None
+    if meta.get("encoder_sha256") not in (None, digest):
+        meta = {**meta, "stale_meta": True}
+    return encoder.eval(), meta, digest
+
+
+def _compare_keys(expected: dict, found: dict) -> tuple[list[str], list[str]]:
+    return sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+
+
+def load_state(run_dir: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The resume state, read with `weights_only=True` (no code from the file runs)."""
+    path = run_dir / STATE_FILE
+    try:
+        data = path.read_bytes()
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{run_dir} has no {STATE_FILE}; it cannot be resumed") from None
+    except Exception as e:  # torch raises several types for damaged or unsafe files
+        raise UserError(f"{path} cannot be read safely ({str(e).splitlines()[0][:120]}); "
+                        "it is damaged or not a co-ssl resume state") from None

@@ -1,0 +1,74 @@
+"""Architectures by name: the `ARCHS` table, `build_backbone` and `build_encoder`.
+
+Every architecture takes keyword options (`stem`, `width`, ...) that are stored in the checkpoint's
+`meta.json`, so `build_backbone(name, **kwargs)` rebuilds exactly what was trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from torch import nn
+
+from co_ssl_train.errors import UserError
+from co_ssl_train.models.encoder import IMAGENET_MEAN, IMAGENET_STD, Encoder
+from co_ssl_train.models.resnet import STAGES, ResNet
+
+__all__ = ["ARCHS", "ArchSpec", "Encoder", "IMAGENET_MEAN", "IMAGENET_STD", "STAGES", "build_backbone",
+           "build_encoder"]
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """One entry of `ARCHS`: a builder taking keyword options, and the options it accepts."""
+
+    build: Callable[..., nn.Module]
+    options: tuple[str, ...]
+    description: str
+
+
+def _resnet(block: str, layers: Sequence[int], width_per_group: int = 64) -> Callable[..., ResNet]:
+    def build(stem: str = "imagenet", width: int = 64) -> ResNet:
+        return ResNet(block, layers, width=width, stem=stem, width_per_group=width_per_group)
+    return build
+
+
+_RESNET_OPTIONS = ("stem", "width")
+ARCHS: dict[str, ArchSpec] = {
+    "resnet10": ArchSpec(_resnet("basic", (1, 1, 1, 1)), _RESNET_OPTIONS,
+                         "1 basic block per stage; with --width 16 a CPU-demo net"),
+    "resnet18": ArchSpec(_resnet("basic", (2, 2, 2, 2)), _RESNET_OPTIONS, "torchvision resnet18"),
+    "resnet34": ArchSpec(_resnet("basic", (3, 4, 6, 3)), _RESNET_OPTIONS, "torchvision resnet34"),
+    "resnet50": ArchSpec(_resnet("bottleneck", (3, 4, 6, 3)), _RESNET_OPTIONS, "torchvision resnet50"),
+    "resnet101": ArchSpec(_resnet("bottleneck", (3, 4, 23, 3)), _RESNET_OPTIONS, "torchvision resnet101"),
+    "resnet152": ArchSpec(_resnet("bottleneck", (3, 8, 36, 3)), _RESNET_OPTIONS, "torchvision resnet152"),
+    "wide_resnet50_2": ArchSpec(_resnet("bottleneck", (3, 4, 6, 3), 128), _RESNET_OPTIONS,
+                                "torchvision wide_resnet50_2"),
+    "wide_resnet101_2": ArchSpec(_resnet("bottleneck", (3, 4, 23, 3), 128), _RESNET_OPTIONS,
+                                 "torchvision wide_resnet101_2"),
+}
+
+
+def build_backbone(name: str, **kwargs) -> nn.Module:
+    """The backbone `name` with options `kwargs`; unknown names or options raise a UserError."""
+    if name not in ARCHS:
+        raise UserError(f"unknown architecture {name!r}; choose one of: {', '.join(ARCHS)}")
+    spec = ARCHS[name]
+    unknown = sorted(set(kwargs) - set(spec.options))
+    if unknown:
+        raise UserError(f"architecture {name} has no option {', '.join(unknown)}; it takes: {', '.join(spec.options)}")
+    try:
+        return spec.build(**kwargs)
+    except ValueError as e:
+        raise UserError(f"architecture {name}: {e}") from None
+
+
+def build_encoder(name: str, arch_kwargs: dict | None = None, *, mean: Sequence[float] = IMAGENET_MEAN,
+                  std: Sequence[float] = IMAGENET_STD, local_layer: str = "layer4") -> Encoder:
+    """An `Encoder` around a freshly initialized backbone."""
+    arch_kwargs = dict(arch_kwargs or {})
+    backbone = build_backbone(name, **arch_kwargs)
+    if local_layer not in backbone.channels:
+        raise UserError(f"unknown layer {local_layer!r}; choose one of: {', '.join(backbone.channels)}")
+    return Encoder(backbone, arch=name, arch_kwargs=arch_kwargs, mean=mean, std=std, local_layer=local_layer)

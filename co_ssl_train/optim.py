@@ -1,0 +1,75 @@
+"""Optimizers: LARS (as BYOL and SimCLR use it), SGD with momentum, AdamW.
+
+Biases and normalization parameters get no weight decay and no LARS adaptation, as in BYOL.
+Learning rate and weight decay are set by the training loop every step from precomputed
+schedules; `lars_adapt` and the per-group weight-decay flag say which groups they apply to.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from co_ssl_train.errors import UserError
+
+
+class LARS(torch.optim.Optimizer):
+    """SGD with momentum whose per-tensor step is scaled by `eta ||w|| / ||g + wd w||`.
+
+    Groups with `lars_adapt=False` (biases, norms) take plain momentum SGD steps without decay.
+    """
+
+    def __init__(self, params: Iterable, lr: float, weight_decay: float = 0.0, momentum: float = 0.9,
+                 eta: float = 0.02):
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, eta=eta,
+                                      lars_adapt=True))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                d = p.grad
+                if group["lars_adapt"]:
+                    d = d.add(p, alpha=group["weight_decay"])
+                    p_norm, d_norm = torch.norm(p), torch.norm(d)
+                    trust = torch.where((p_norm > 0) & (d_norm > 0), group["eta"] * p_norm / d_norm,
+                                        torch.ones_like(p_norm))
+                    d = d.mul(trust)
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.clone(d).detach()
+                else:
+                    state["momentum_buffer"].mul_(group["momentum"]).add_(d)
+                p.add_(state["momentum_buffer"], alpha=-group["lr"])
+
+
+def param_groups(modules: list[nn.Module]) -> list[dict]:
+    """Two groups: weights (decayed, LARS-adapted) and biases/norm parameters (neither)."""
+    decay, no_decay = [], []
+    for module in modules:
+        for p in module.parameters():
+            if p.requires_grad:
+                (decay if p.ndim > 1 else no_decay).append(p)
+    return [{"params": decay, "lars_adapt": True, "apply_wd": True},
+            {"params": no_decay, "lars_adapt": False, "apply_wd": False}]
+
+
+def build_optimizer(name: str, groups: list[dict], lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name == "lars":
+        return LARS(groups, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
+    raise UserError(f"unknown optimizer {name!r}; choose one of: lars, sgd, adamw")
+
+
+def set_lr_wd(optimizer: torch.optim.Optimizer, lr: float, weight_decay: float) -> None:
+    """Apply this step's schedule values; no-decay groups keep weight decay 0."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+        group["weight_decay"] = weight_decay if group.get("apply_wd", True) else 0.0

@@ -1,0 +1,28 @@
+"""Per-step schedules, precomputed as arrays indexed by the global step (as DINO does).
+
+Precomputing keeps the training loop free of schedule logic and makes resume exact: the step
+counter is the only state.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def warmup_cosine(base: float, final: float, total_steps: int, warmup_steps: int = 0,
+                  warmup_start: float = 0.0) -> torch.Tensor:
+    """`(total_steps,)` float64: linear warmup from `warmup_start` to `base`, then cosine to `final`."""
+    warmup_steps = min(warmup_steps, total_steps)
+    warm = torch.linspace(warmup_start, base, warmup_steps + 1, dtype=torch.float64)[1:]
+    k = torch.arange(total_steps - warmup_steps, dtype=torch.float64)
+    span = max(total_steps - warmup_steps, 1)
+    cos = final + 0.5 * (base - final) * (1 + torch.cos(math.pi * k / span))
+    return torch.cat([warm, cos])
+
+
+def ema_momentum(base: float, total_steps: int) -> torch.Tensor:
+    """BYOL's target momentum: `1 - (1 - base) (cos(pi k / K) + 1) / 2`, rising from base to 1."""
+    k = torch.arange(total_steps, dtype=torch.float64)
+    return 1 - (1 - base) * (torch.cos(math.pi * k / max(total_steps, 1)) + 1) / 2

@@ -1,0 +1,6 @@
+"""`python -m coanalysis ...`."""
+
+from coanalysis.cli import main
+
+if __name__ == "__main__":
+    main()

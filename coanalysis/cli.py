@@ -1,0 +1,59 @@
+"""`coanalysis`: analyse SSL checkpoints and render reports.
+
+Bad input ends with one line on stderr and exit code 2; `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+EXAMPLES = """examples:
+  coanalysis demo                                           # the main job, end to end
+  coanalysis probe --ckpt checkpoints/demo-co-byol
+  coanalysis robustness --ckpt checkpoints/demo-byol --ckpt checkpoints/demo-co-byol --out reports/cmp
+  coanalysis report reports/cmp
+
+run 'coanalysis COMMAND --help' for the options of each command.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from coanalysis.commands import COMMANDS
+
+    parser = argparse.ArgumentParser(prog="coanalysis", formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     description="What did a self-supervised model learn, and how robust is it?",
+                                     epilog=EXAMPLES)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
+    for name, module in COMMANDS.items():
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP[0].upper() + module.HELP[1:] + ".",
+                           epilog=module.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks instead of one-line errors")
+        module.add_arguments(p)
+        p.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # foolbox imports GitPython
+    from coanalysis.loading import UserError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        sys.exit(0)
+    try:
+        args.run(args)
+    except UserError as e:
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        print(f"coanalysis: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("coanalysis: interrupted; finished results are kept (re-run the command to continue)", file=sys.stderr)
+        sys.exit(130)

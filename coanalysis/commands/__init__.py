@@ -1,0 +1,13 @@
+"""The subcommands of `coanalysis`, one module each; `COMMANDS` lists them in help order.
+
+Each module has `HELP` (one line), `EXAMPLES`, `add_arguments(parser)` and `run(args)`.
+"""
+
+from coanalysis.commands import demo, probe, report, robustness
+
+COMMANDS = {
+    "demo": demo,
+    "probe": probe,
+    "robustness": robustness,
+    "report": report,
+}

@@ -1,0 +1,237 @@
+"""From checkpoints to stored results: load models, fit or reuse probes, run analyses cell by cell.
+
+`Session` carries the options every analysis command shares (results folder, device, data,
+subset size). For each model the pipeline
+1. loads the encoder and records `<out>/<model>/model.json`;
+2. reuses the saved probe when it was fitted on the same checkpoint, data and protocol, or fits it
+   on cached training features and saves it with its `probe.json` result;
+3. runs each requested analysis, skipping the cells already stored and writing each new cell
+   atomically as soon as it is done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coanalysis.analyses import ANALYSES, Analysis
+from coanalysis.context import EvalContext
+from coanalysis.environment import environment, resolve_device
+from coanalysis.features import EvalData, FeatureCache, extract_features, resolve_precision
+from coanalysis.loading import (ENCODER_FILE, META_FILE, STATE_FILE, AnyDataset, Encoder, UserError, get_spec,
+                               load_dataset, load_encoder)
+from coanalysis.probe import LinearProbe, ProbeProtocol, fit_probe, load_probe, probe_accuracy, save_probe
+from coanalysis.results import Result, ResultsStore, check_model_name, normalized
+
+
+@dataclass
+class Session:
+    """Options shared by the analysis commands, and the datasets loaded so far."""
+
+    out: Path
+    dataset: str | None = None  # None: the dataset each checkpoint was trained on
+    data_root: str | None = None
+    download: bool = False
+    image_size: int | None = None  # None: the checkpoint's input size
+    n: int | None = None  # evaluation subset size (None: the whole split)
+    n_train: int | None = None  # probe training images (None: the whole split)
+    seed: int = 0  # subset seed
+    device_name: str = "auto"
+    precision_name: str = "auto"
+    batch_size: int = 256
+    workers: int = 0
+    progress: bool = True
+    overwrite: bool = False
+    cache_dir: Path | None = None
+    _datasets: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.store = ResultsStore(self.out)
+        self.device = resolve_device(self.device_name)
+        self.precision = resolve_precision(self.precision_name, self.device)
+        self.cache = FeatureCache(self.cache_dir)
+        self.env = environment(self.device)
+
+    def log(self, message: str) -> None:
+        if self.progress:
+            print(message, flush=True)
+
+
+def default_name(ckpt: str) -> str:
+    """A checkpoint's display name: its run folder's name, or its file name without suffix."""
+    path = Path(ckpt).expanduser()
+    if path.name in (META_FILE, ENCODER_FILE, STATE_FILE):
+        path = path.parent
+    path = path.resolve()
+    name = path.stem if path.is_file() else path.name
+    return re.sub(r"[^A-Za-z0-9._+-]", "-", name).lstrip(".-_+") or "model"
+
+
+def model_names(ckpts: list[str], names: list[str] | None) -> list[str]:
+    """Display names: `--name` values in order, else `default_name`; duplicates are refused."""
+    names = list(names or [])
+    if len(names) > len(ckpts):
+        raise UserError(f"{len(names)} --name values for {len(ckpts)} --ckpt; give at most one name per checkpoint")
+    resolved = [check_model_name(n) for n in names + [default_name(c) for c in ckpts[len(names):]]]
+    duplicates = sorted({n for n in resolved if resolved.count(n) > 1})
+    if duplicates:
+        raise UserError(f"two models are named {duplicates[0]!r}; tell them apart with --name")
+    return resolved
+
+
+def open_model(session: Session, ckpt: str, name: str) -> Encoder:
+    """Load a checkpoint onto the session's device and record its identity in the results folder."""
+    encoder = load_encoder(ckpt, name=name).to(session.device).eval()
+    session.store.save_model({**encoder.source.to_json(),
+                              "parameters": sum(p.numel() for p in encoder.parameters()),
+                              "num_features": encoder.num_features, "receptive_field": encoder.receptive_field(),
+                              "normalization": encoder.normalization()})
+    return encoder
+
+
+def _dataset_for(session: Session, encoder: Encoder) -> tuple[str, int | None]:
+    source = encoder.source
+    name = session.dataset or source.dataset
+    if name is None:
+        raise UserError(f"{source.name}: the checkpoint does not say which dataset it was trained on; pass --dataset")
+    return name, session.image_size or source.input_size
+
+
+def load_split(session: Session, name: str, split: str, image_size: int | None) -> AnyDataset:
+    key = (name, split, image_size)
+    if key not in session._datasets:
+        session._datasets[key] = load_dataset(name, split, root=session.data_root, download=session.download,
+                                              image_size=image_size)
+    return session._datasets[key]
+
+
+def eval_data(session: Session, encoder: Encoder) -> EvalData:
+    name, size = _dataset_for(session, encoder)
+    spec = get_spec(name)
+    return EvalData.from_dataset(load_split(session, name, spec.eval_split, size), session.n, session.seed)
+
+
+def ensure_probe(session: Session, encoder: Encoder, test: EvalData,
+                 protocol: ProbeProtocol | None = None) -> tuple[LinearProbe, dict[str, Any], float]:
+    """(probe, its fit identity, its accuracy on `test`): reused when the saved probe was fitted on
+    this checkpoint with the same data and protocol, else fitted on cached features and saved."""
+    protocol = protocol or ProbeProtocol(n_train=session.n_train)
+    name, size = _dataset_for(session, encoder)
+    train = EvalData.from_dataset(load_split(session, name, get_spec(name).train_split, size), session.n_train,
+                                  session.seed)
+    source = encoder.source
+    folder = session.store.root / source.name
+    identity = normalized({**protocol.to_json(), "train_data": train.describe()})
+    stored = session.store.load(source.name, "probe")
+    if stored is not None and stored.model.get("content_hash") != source.content_hash and not session.overwrite:
+        raise UserError(f"{folder} holds results of another checkpoint named {source.name}; "
+                        "use another --out or --name, or pass --overwrite")
+    probe = load_probe(folder) if stored is not None and stored.protocol == identity \
+        and stored.model.get("content_hash") == source.content_hash else None
+    t0 = time.perf_counter()
+    if probe is not None:
+        cells, report, wall = dict(stored.cells), stored.summary, stored.wall_time_s
+    else:
+        session.log(f"{source.name}: fitting the linear probe on {len(train)} {name} {train.info.split} images")
+        feats = extract_features(encoder, train, device=session.device, batch_size=session.batch_size,
+                                 precision=session.precision, cache=session.cache, progress=session.progress,
+                                 workers=session.workers)
+        probe, report = fit_probe(feats, train.info.num_classes, protocol, device=session.device)
+        cells, wall = {}, 0.0
+    key = f"{test.info.split}:n={len(test)}:seed={test.seed}"
+    new_cell = key not in cells
+    if new_cell:
+        feats = extract_features(encoder, test, device=session.device, batch_size=session.batch_size,
+                                 precision=session.precision, cache=session.cache, progress=session.progress,
+                                 workers=session.workers)
+        cells[key] = {"accuracy": probe_accuracy(probe, feats), "n": int((feats.labels >= 0).sum()),
+                      "data": test.describe()}
+    result = Result(analysis="probe", model=source.to_json(), protocol=identity, cells=cells,
+                    environment=session.env, wall_time_s=round(wall + time.perf_counter() - t0, 3), complete=True,
+                    expected_cells=len(cells), summary=report)
+    if stored is None or stored.protocol != identity or stored.model.get("content_hash") != source.content_hash:
+        save_probe(folder, probe, result.to_json())
+    elif new_cell:
+        session.store.save(result)
+    return probe.to(session.device).eval(), identity, cells[key]["accuracy"]
+
+
+def make_context(session: Session, encoder: Encoder) -> EvalContext:
+    test = eval_data(session, encoder)
+    probe, identity, accuracy = ensure_probe(session, encoder, test)
+    return EvalContext(encoder=encoder, probe=probe, data=test, device=session.device, precision=session.precision,
+                       batch_size=session.batch_size, workers=session.workers, probe_identity=identity,
+                       clean_accuracy=accuracy)
+
+
+def _identity(protocol_json: dict[str, Any], analysis: Analysis) -> dict[str, Any]:
+    return {k: v for k, v in protocol_json.items() if k not in analysis.condition_fields}
+
+
+def _merge_conditions(protocol: Any, stored: dict[str, Any], analysis: Analysis) -> Any:
+    """`protocol` with each condition field extended by the stored values it lacks (stored first)."""
+    merged = {}
+    for name in analysis.condition_fields:
+        new = tuple(getattr(protocol, name))
+        old = tuple(stored.get(name, ()))
+        merged[name] = old + tuple(v for v in new if v not in old)
+    return dataclasses.replace(protocol, **merged)
+
+
+def run_analysis(session: Session, ctx: EvalContext, analysis: Analysis, protocol: Any) -> Result:
+    """Run the cells of `analysis` not yet stored for this model; each is saved as it finishes.
+
+    Stored cells are never dropped: asking for other conditions (another sigma, say) adds cells to
+    the stored result. A stored result made with another protocol or checkpoint is refused unless
+    `session.overwrite`.
+    """
+    source = ctx.encoder.source
+
+    def as_json(p: Any) -> dict[str, Any]:
+        return normalized({**p.to_json(), "data": ctx.data.describe(), "precision": session.precision,
+                           "probe": ctx.probe_identity})
+
+    stored = session.store.load(source.name, analysis.name)
+    if stored is not None and (_identity(stored.protocol, analysis) != _identity(as_json(protocol), analysis)
+                               or stored.model.get("content_hash") != source.content_hash):
+        if not session.overwrite:
+            what = "another checkpoint" if stored.model.get("content_hash") != source.content_hash else "another protocol"
+            raise UserError(f"{session.store.path(source.name, analysis.name)} was computed with {what}; "
+                            "use another --out, or pass --overwrite to replace it")
+        stored = None
+    merged = _merge_conditions(protocol, stored.protocol, analysis) if stored is not None else protocol
+    all_keys = analysis.cells(merged)
+    cells = dict(stored.cells) if stored is not None else {}
+    todo = [k for k in analysis.cells(protocol) if k not in cells]
+    done = len(analysis.cells(protocol)) - len(todo)
+    if done:
+        session.log(f"{source.name}/{analysis.name}: {done} of {done + len(todo)} cells already done, skipping them")
+    wall = stored.wall_time_s if stored is not None else 0.0
+
+    def record() -> Result:
+        return Result(analysis=analysis.name, model=source.to_json(), protocol=as_json(merged),
+                      cells={k: cells[k] for k in all_keys if k in cells}, environment=session.env,
+                      wall_time_s=round(wall, 3), complete=all(k in cells for k in all_keys),
+                      expected_cells=len(all_keys))
+
+    from tqdm import tqdm
+
+    for key in tqdm(todo, desc=f"{source.name}/{analysis.name}", disable=not session.progress, leave=False):
+        t0 = time.perf_counter()
+        cell = analysis.run_cell(ctx, protocol, key)
+        cell["wall_time_s"] = round(time.perf_counter() - t0, 3)
+        cells[key] = cell
+        wall += cell["wall_time_s"]
+        session.store.save(record())
+    result = record()
+    if not todo and stored is not None and result != stored:
+        session.store.save(result)
+    return result
+
+
+__all__ = ["ANALYSES", "Session", "ensure_probe", "eval_data", "make_context", "model_names",
+           "open_model", "run_analysis"]

@@ -1,0 +1,123 @@
+"""Results: the frozen `Result` record and the folder that stores them, one cell at a time.
+
+A results folder holds `<model>/model.json` (where the model came from) and
+`<model>/<analysis>.json`, one `Result` per (model, analysis). A result is a set of cells, one
+per condition (a sigma, a corruption and severity, ...); each finished cell is written at once,
+atomically, so an interrupted run loses at most the cell in progress and a re-run skips what is
+done. Figures and the report are rebuilt from these files alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coanalysis.loading import UserError, write_json_atomic
+
+SCHEMA_VERSION = 1
+MODEL_FILE = "model.json"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+def normalized(obj: Any) -> Any:
+    """`obj` as it reads back from JSON (tuples become lists), for comparing protocols."""
+    return json.loads(json.dumps(obj))
+
+
+@dataclass(frozen=True)
+class Result:
+    """One analysis of one model: its protocol, its cells and where it ran."""
+
+    analysis: str
+    model: dict[str, Any]  # ModelSource.to_json()
+    protocol: dict[str, Any]  # analysis parameters, data (dataset, split, n, seeds), probe
+    cells: dict[str, dict[str, Any]]  # condition key -> measurements (+ wall_time_s)
+    environment: dict[str, Any]  # versions, device
+    wall_time_s: float
+    complete: bool
+    expected_cells: int
+    summary: dict[str, Any] = field(default_factory=dict)  # derived numbers (e.g. clean accuracy)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], source: str = "result") -> "Result":
+        data = upgrade_result(dict(data), source)
+        try:
+            return cls(**data)
+        except TypeError as e:
+            raise UserError(f"{source} is not a co-ssl result ({e})") from None
+
+
+def upgrade_result(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """Bring an older result record to `SCHEMA_VERSION`; refuse newer ones. Only schema 1 exists."""
+    version = data.get("schema_version")
+    if not isinstance(version, int):
+        raise UserError(f"{source} has no schema_version; it is not a co-ssl result")
+    if version > SCHEMA_VERSION:
+        raise UserError(f"{source} has result schema {version}, newer than this co-ssl ({SCHEMA_VERSION}); "
+                        "upgrade co-ssl")
+    return data
+
+
+def check_model_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise UserError(f"model name {name!r} must be letters, digits, '.', '_', '+' or '-' (used as a folder name)")
+    return name
+
+
+class ResultsStore:
+    """The results folder `root`."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"--out {self.root} exists and is not a folder")
+
+    def path(self, model: str, analysis: str) -> Path:
+        return self.root / check_model_name(model) / f"{analysis}.json"
+
+    def load(self, model: str, analysis: str) -> Result | None:
+        path = self.path(model, analysis)
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            broken = path.with_suffix(".json.damaged")
+            path.replace(broken)
+            print(f"note: {path} was damaged; moved to {broken.name} and recomputing")
+            return None
+        return Result.from_json(data, str(path))
+
+    def save(self, result: Result) -> None:
+        write_json_atomic(self.path(result.model["name"], result.analysis), result.to_json())
+
+    def save_model(self, model: dict[str, Any]) -> None:
+        write_json_atomic(self.root / check_model_name(model["name"]) / MODEL_FILE, model)
+
+    def models(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for path in sorted(self.root.glob(f"*/{MODEL_FILE}")):
+            try:
+                out[path.parent.name] = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+        return out
+
+    def results(self) -> list[Result]:
+        """Every readable result in the folder (damaged files are skipped with a note)."""
+        out = []
+        for path in sorted(self.root.glob("*/*.json")):
+            if path.name == MODEL_FILE:
+                continue
+            try:
+                out.append(Result.from_json(json.loads(path.read_text()), str(path)))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                print(f"note: skipping damaged {path}")
+        return out

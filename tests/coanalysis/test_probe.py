@@ -1,0 +1,47 @@
+"""The linear probe on problems with known answers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from coanalysis.features import Features
+from coanalysis.loading import UserError
+from coanalysis.probe import LinearProbe, ProbeProtocol, fit_probe, probe_accuracy
+
+
+def _clusters(n_per_class: int, classes: int, dim: int, spread: float, seed: int) -> Features:
+    g = torch.Generator().manual_seed(seed)
+    centres = 5 * torch.eye(classes, dim)
+    labels = torch.arange(classes).repeat_interleave(n_per_class)
+    x = centres[labels] + spread * torch.randn(len(labels), dim, generator=g)
+    return Features(x, labels)
+
+
+def test_separable_problem_is_solved():
+    train, test = _clusters(50, 4, 16, 0.5, 0), _clusters(30, 4, 16, 0.5, 1)
+    probe, report = fit_probe(train, 4)
+    assert probe_accuracy(probe, test) == 1.0
+    assert report["train_accuracy"] == 1.0
+    assert report["weight_decay"] in ProbeProtocol().weight_decays
+
+
+def test_chance_when_features_carry_no_label_information():
+    g = torch.Generator().manual_seed(0)
+    train = Features(torch.randn(400, 8, generator=g), torch.randint(0, 2, (400,), generator=g))
+    test = Features(torch.randn(2000, 8, generator=g), torch.randint(0, 2, (2000,), generator=g))
+    probe, _ = fit_probe(train, 2)
+    assert abs(probe_accuracy(probe, test) - 0.5) < 0.05
+
+
+def test_probe_is_standardized_linear():
+    probe = LinearProbe(3, 2)
+    probe.mean.copy_(torch.tensor([1.0, 2.0, 3.0]))
+    probe.std.copy_(torch.tensor([2.0, 2.0, 2.0]))
+    x = torch.randn(4, 3)
+    torch.testing.assert_close(probe(x), probe.linear((x - probe.mean) / 2))
+
+
+def test_too_few_labelled_examples():
+    with pytest.raises(UserError, match="labelled training images"):
+        fit_probe(Features(torch.randn(3, 4), torch.tensor([0, 1, 2])), 10)
