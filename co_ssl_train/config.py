@@ -28,6 +28,7 @@ class TrainConfig:
     data_root: str | None = opt(None, "folder holding the dataset files in torchvision's layout", "data")
     download: bool = opt(False, "let torchvision download the dataset (needs network)", "data")
     split: str | None = opt(None, "split to train on (default: the dataset's training split)", "data")
+    subset: int | None = opt(None, "train on a seeded subset of this many images of the split (quick runs)", "data")
     image_size: int | None = opt(None, "training crop size in px (default: the dataset's native size)", "data")
     workers: int = opt(4, "DataLoader workers for folder datasets", "data")
 

@@ -62,6 +62,7 @@ def resolve_config(cfg: TrainConfig, image_size: int) -> TrainConfig:
         (cfg.local_grid >= 0, f"--local-grid must be >= 0, got {cfg.local_grid}"),
         (cfg.width >= 1, f"--width must be positive, got {cfg.width}"),
         (cfg.max_steps is None or cfg.max_steps >= 1, f"--max-steps must be at least 1, got {cfg.max_steps}"),
+        (cfg.subset is None or cfg.subset >= 1, f"--subset must be at least 1, got {cfg.subset}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -158,6 +159,8 @@ def train(cfg: TrainConfig) -> Path:
     dataset = load_dataset(cfg.dataset, cfg.split or spec.train_split, root=cfg.data_root, download=cfg.download,
                            image_size=cfg.image_size)
     cfg = resolve_config(cfg, cfg.image_size or dataset.info.image_size)
+    if cfg.subset is not None and cfg.subset < len(dataset):
+        dataset = dataset.subset(torch.randperm(len(dataset), generator=torch.Generator().manual_seed(cfg.seed))[:cfg.subset])
     if len(dataset) < cfg.batch_size:
         raise UserError(f"{cfg.dataset} {dataset.info.split} has {len(dataset)} images, fewer than "
                         f"--batch-size {cfg.batch_size}; lower the batch size")

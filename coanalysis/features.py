@@ -131,43 +131,49 @@ def default_cache_dir() -> Path:
 
 
 class FeatureCache:
-    """Feature files `<dir>/<key>.safetensors`; the key hashes everything the features depend on."""
+    """Tensor files `<dir>/<key>.safetensors`, keyed by a hash of an identity dict.
+
+    The identity holds everything the tensors depend on (checkpoint hash, data, layer,
+    precision, kind); it is stored inside the file and checked on read, so a stale, foreign or
+    damaged entry is ignored (and rebuilt by the caller), never trusted.
+    """
 
     def __init__(self, directory: Path | None = None):
         self.directory = Path(directory) if directory is not None else default_cache_dir()
 
     @staticmethod
-    def key(content_hash: str, data: EvalData, layer: str, precision: str) -> tuple[str, dict]:
-        ident = {"checkpoint": content_hash, **data.describe(), "layer": layer, "precision": precision,
-                 "kind": "global", "version": 1}
-        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32], ident
+    def key(ident: dict) -> str:
+        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
-    def load(self, key: str, ident: dict) -> Features | None:
+    def get(self, ident: dict) -> dict[str, torch.Tensor] | None:
         from safetensors import safe_open
 
-        path = self.directory / f"{key}.safetensors"
+        path = self.directory / f"{self.key(ident)}.safetensors"
         if not path.is_file():
             return None
         try:
             with safe_open(str(path), framework="pt") as f:
-                if json.loads((f.metadata() or {}).get("ident", "{}")) != ident:
+                if json.loads((f.metadata() or {}).get("ident", "{}")) != json.loads(json.dumps(ident, sort_keys=True)):
                     return None
-                features, labels = f.get_tensor("features"), f.get_tensor("labels")
+                return {name: f.get_tensor(name) for name in f.keys()}
         except Exception:  # a damaged entry is rebuilt, never fatal
             return None
-        if features.ndim != 2 or features.shape[0] != labels.shape[0]:
-            return None
-        return Features(features, labels, from_cache=True)
 
-    def store(self, key: str, ident: dict, feats: Features) -> None:
+    def put(self, ident: dict, tensors: dict[str, torch.Tensor]) -> None:
         from safetensors.torch import save as st_save
 
-        blob = st_save({"features": feats.features.contiguous(), "labels": feats.labels.contiguous()},
+        blob = st_save({k: v.contiguous() for k, v in tensors.items()},
                        metadata={"ident": json.dumps(ident, sort_keys=True)})
         try:
-            write_bytes_atomic(self.directory / f"{key}.safetensors", blob)
+            write_bytes_atomic(self.directory / f"{self.key(ident)}.safetensors", blob)
         except OSError:
             pass  # a read-only or full cache only costs recomputation
+
+
+def feature_identity(content_hash: str, data: EvalData, layer: str, precision: str, kind: str = "global") -> dict:
+    """What cached features of `data` depend on."""
+    return {"checkpoint": content_hash, **data.describe(), "layer": layer, "precision": precision, "kind": kind,
+            "version": 1}
 
 
 def extract_features(encoder: Encoder, data: EvalData, *, device: torch.device, batch_size: int = 256,
@@ -176,12 +182,12 @@ def extract_features(encoder: Encoder, data: EvalData, *, device: torch.device, 
     """Global features of every image of `data` (cached when `cache` is given and the encoder has a source)."""
     layer = layer or encoder.local_layer
     source = getattr(encoder, "source", None)
-    key = ident = None
-    if cache is not None and source is not None:
-        key, ident = cache.key(source.content_hash, data, layer, precision)
-        hit = cache.load(key, ident)
-        if hit is not None:
-            return hit
+    ident = feature_identity(source.content_hash, data, layer, precision) if source is not None else None
+    if cache is not None and ident is not None:
+        hit = cache.get(ident)
+        if hit is not None and hit.get("features") is not None and hit["features"].ndim == 2 \
+                and hit["features"].shape[0] == hit["labels"].shape[0] <= len(data):
+            return Features(hit["features"], hit["labels"], from_cache=True)
     from tqdm import tqdm
 
     encoder = encoder.to(device).eval()
@@ -195,6 +201,6 @@ def extract_features(encoder: Encoder, data: EvalData, *, device: torch.device, 
     if not torch.isfinite(feats.features).all():
         raise UserError("the encoder produced NaN or infinite features; the checkpoint is broken "
                         "(retrain, or check its normalization)")
-    if cache is not None and key is not None:
-        cache.store(key, ident, feats)
+    if cache is not None and ident is not None:
+        cache.put(ident, {"features": feats.features, "labels": feats.labels})
     return feats

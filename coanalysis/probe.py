@@ -87,7 +87,8 @@ def _lbfgs(x: torch.Tensor, y: torch.Tensor, num_classes: int, wd: float, max_it
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((logits.argmax(1) == labels).float().mean())
+    """Top-1 accuracy as correct / n in float64 (so equal counts give equal numbers everywhere)."""
+    return int((logits.argmax(1) == labels).sum()) / max(len(labels), 1)
 
 
 def fit_probe(train: Features, num_classes: int, protocol: ProbeProtocol = ProbeProtocol(),

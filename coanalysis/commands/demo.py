@@ -7,7 +7,7 @@ from pathlib import Path
 
 HELP = "train BYOL and CO-BYOL on Fashion-MNIST, analyse both and write reports/<name>/report.html"
 EXAMPLES = """examples:
-  coanalysis demo                         # CPU preset, about 6 minutes on 2 cores
+  coanalysis demo                         # CPU preset, about 5 minutes on 2 cores
   coanalysis demo --preset gpu            # full ResNet-18 on a GPU
   coanalysis demo --download              # fetch Fashion-MNIST with torchvision when online
 """
