@@ -92,7 +92,8 @@ def run_demo(name: str = "demo", preset_name: str = "cpu", *, data_root: str | N
         _phase(i, total, f"training {method}")
         runs[method] = train_model(method, f"{name}-{method}", preset, checkpoints, data_root, download, device)
 
-    _phase(len(METHODS) + 1, total, "analysing: linear probe and Gaussian-noise sweep")
+    analyses = [a for a in ANALYSES.values() if a.demo is not None]
+    _phase(len(METHODS) + 1, total, f"analysing: linear probe, {', '.join(a.name for a in analyses)}")
     results = reports / name / "results"
     session = Session(out=results, dataset="fashion-mnist", data_root=data_root, n=preset.n, n_train=preset.n_train,
                       device_name=device, batch_size=preset.batch_size)
@@ -100,8 +101,8 @@ def run_demo(name: str = "demo", preset_name: str = "cpu", *, data_root: str | N
     for method, run_dir in runs.items():
         encoder = open_model(session, str(run_dir), method)
         ctx = make_context(session, encoder)
-        noise = run_analysis(session, ctx, ANALYSES["noise"], NoiseProtocol())
-        summary[method] = (ctx.clean_accuracy, noise)
+        done = {a.name: run_analysis(session, ctx, a, a.demo(preset_name)) for a in analyses}
+        summary[method] = (ctx.clean_accuracy, done["noise"])
 
     _phase(total, total, "rendering the report")
     report = render_report([results], reports / name / "report.html", baseline="byol",

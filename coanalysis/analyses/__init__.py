@@ -25,9 +25,12 @@ class Analysis:
     # protocol fields that only list conditions (e.g. the sigmas): a run with other values adds
     # cells to the stored result instead of conflicting with it
     condition_fields: tuple[str, ...] = ()
+    # the protocol `coanalysis demo` runs, per preset ("cpu" must keep the whole demo under
+    # 10 minutes on 2 cores); None: the demo skips this analysis
+    demo: Callable[[str], Any] | None = None
 
 
 ANALYSES: dict[str, Analysis] = {
     "noise": Analysis("noise", "Gaussian noise (PROTOCOLS 3)", noise.NoiseProtocol, noise.cells, noise.run_cell,
-                      condition_fields=("sigmas",)),
+                      condition_fields=("sigmas",), demo=lambda preset: noise.NoiseProtocol()),
 }
