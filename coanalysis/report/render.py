@@ -69,9 +69,11 @@ class _Names:
 
 
 def coverage_notes(data: ReportData, section: Section) -> list[str]:
-    """Notes for models lacking a section's analyses, and for incomplete results."""
+    """Notes for models lacking a section's analyses, and for incomplete results. A section that
+    names no analyses is taken to show the analysis named like its key, when there is one."""
+    analyses = section.analyses or tuple(a for a in dict.fromkeys(a for _, a in data.results) if a == section.key)
     notes = []
-    for analysis in section.analyses:
+    for analysis in analyses:
         missing = data.missing(analysis)
         if missing and len(missing) < len(data.names):
             notes.append(f"No {analysis} results for {', '.join(missing)}.")
