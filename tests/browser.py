@@ -240,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screenshot", type=Path, help="full-page PNG to write")
     args = parser.parse_args(argv)
     report = inspect_page(args.html, args.screenshot)
-    print(f"{len(report.images)} images, {len(report.broken_images)} broken; sections: {', '.join(report.section_titles)}")
+    print(f"{len(report.images)} images, {len(report.broken_images)} broken; "
+          f"sections: {', '.join(report.section_titles)}")
     print(f"errors: {report.errors or 'none'}; external requests: {report.external_requests or 'none'}; "
           f"print to PDF: {len(report.pdf)} bytes")
     if args.screenshot:

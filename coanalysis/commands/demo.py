@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from coanalysis.demo import PRESETS
 
     parser.add_argument("--preset", default="cpu", choices=tuple(PRESETS), help="cpu (default), gpu or smoke")
-    parser.add_argument("--name", default="demo", help="names the runs (<name>-byol, <name>-co-byol) and the report folder")
+    parser.add_argument("--name", default="demo",
+                        help="names the runs (<name>-byol, <name>-co-byol) and the report folder")
     parser.add_argument("--data-root", metavar="DIR", help="folder holding Fashion-MNIST (default: Debian's package)")
     parser.add_argument("--download", action="store_true", help="let torchvision download Fashion-MNIST")
     parser.add_argument("--checkpoints", default="checkpoints", metavar="DIR", help="where runs are written")

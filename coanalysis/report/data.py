@@ -30,7 +30,8 @@ class ReportData:
         origin: dict[str, tuple[str, str | None]] = {}  # model -> (folder, content hash)
         for folder in folders:
             if not Path(folder).is_dir():
-                raise UserError(f"results folder {folder} does not exist; run an analysis command with --out {folder} first")
+                raise UserError(f"results folder {folder} does not exist; run an analysis command with "
+                                f"--out {folder} first")
             store = ResultsStore(folder)
             stored_models = store.models()
             for result in store.results():

@@ -31,7 +31,8 @@ def _value(v: Any) -> str:
 
 def seeds_of(protocol: dict[str, Any]) -> str:
     """Every seed a protocol records, e.g. 'seed=0, data.subset_seed=0, probe.seed=0'."""
-    return ", ".join(f"{k}={_value(v)}" for k, v in flatten(protocol).items() if "seed" in k.rsplit(".", 1)[-1]) or "–"
+    seeds = [f"{k}={_value(v)}" for k, v in flatten(protocol).items() if "seed" in k.rsplit(".", 1)[-1]]
+    return ", ".join(seeds) or "–"
 
 
 def _wall(seconds: float) -> str:

@@ -74,7 +74,8 @@ class Section:
     figures: list[FigureBlock] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     code: str = ""  # preformatted text
-    analyses: tuple[str, ...] = ()  # results it shows (default: the analysis named `key`); models lacking them get a note
+    # analyses whose results it shows (default: the one named `key`); models lacking them get a note
+    analyses: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)  # shown under the intro
     details: list[Details] = field(default_factory=list)
 

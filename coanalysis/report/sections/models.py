@@ -45,11 +45,13 @@ def build(data: ReportData) -> Section:
         rows.append([data.label(name), m.get("format", "?"),
                      f"{m.get('arch', '?')} ({fmt_kwargs(m.get('arch_kwargs', {}))})", _params(m),
                      m.get("method") or "–", f"{trained_on}" + (f", {size} px" if size else ""), _epochs(m),
-                     f"{rf} px" if rf else "–", (m.get("content_hash") or "")[:12] or "–"])
+                     f"{rf} px" if rf else "–",
+                     f"sha256:{m['content_hash'][:12]}" if m.get("content_hash") else "–"])
     identity = Table(["model", "format", "architecture", "parameters", "method", "trained on", "epochs",
-                      "receptive field", "sha256 (first 12)"], rows,
+                      "receptive field", "checkpoint"], rows,
                      "Checkpoint identity, from each results folder's model.json. Parameters: the encoder's "
-                     "(heads are not part of the checkpoint); receptive field: analytic, of the local map.",
+                     "(heads are not part of the checkpoint); receptive field: analytic, of the local map; "
+                     "checkpoint: the start of the weights file's SHA-256 (in full in the model records below).",
                      name="models")
     tables = [identity]
     configs = {name: m.get("config") or {} for name, m in data.models.items()}
