@@ -19,6 +19,7 @@ Presets (ours):
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
 import time
@@ -71,8 +72,8 @@ class Progress:
     def phase(self, text: str) -> None:
         self.finish()
         self.done += 1
-        elapsed = time.perf_counter() - self.start
-        print(f"\n[{self.done}/{self.total}] {text}  (elapsed {elapsed // 60:.0f}:{elapsed % 60:02.0f})", flush=True)
+        elapsed = int(time.perf_counter() - self.start)
+        print(f"\n[{self.done}/{self.total}] {text}  (elapsed {elapsed // 60}:{elapsed % 60:02d})", flush=True)
         self._current = (text, time.perf_counter())
 
     def finish(self) -> None:
@@ -152,6 +153,7 @@ def run_demo(name: str = "demo", preset_name: str = "cpu", *, data_root: str | N
     analyses = [a for a in ANALYSES.values() if a.demo is not None]
     clock = Progress(total=len(METHODS) * (2 + len(analyses)) + 1)
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    load_before = os.getloadavg()
     folder = reports / name
     results = folder / "results"
     resumed = any((checkpoints / f"{name}-{m}").exists() for m in METHODS) or results.exists()
@@ -213,6 +215,9 @@ def run_demo(name: str = "demo", preset_name: str = "cpu", *, data_root: str | N
     write_json_atomic(folder / "demo.json", {
         "date": date, "preset": preset_name, "description": preset.description, "device": session.env["device"],
         "versions": session.env["versions"], "wall_time_s": round(wall, 1), "resumed": resumed,
+        # timings depend on what else runs: record the machine's load (1, 5, 15 min) around the demo
+        "cpus": os.cpu_count(), "load_average_start": [round(x, 2) for x in load_before],
+        "load_average_end": [round(x, 2) for x in os.getloadavg()],
         "phases": [{"phase": text, "seconds": round(s, 1)} for text, s in clock.times],
         "clean_accuracy": clean, "skipped": skipped, "report": str(rendered.path),
         "takeaways": [line for _, line in rendered.takeaways]})
