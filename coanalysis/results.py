@@ -9,17 +9,26 @@ done. Figures and the report are rebuilt from these files alone.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from coanalysis.loading import UserError, write_json_atomic
 
-SCHEMA_VERSION = 1
+# Result schema history; each step has an upgrade function in `_UPGRADES`.
+#   1: the first release.
+#   2: adds `written`, the UTC time at which the record was made (None when upgraded from 1).
+SCHEMA_VERSION = 2
 MODEL_FILE = "model.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def normalized(obj: Any) -> Any:
@@ -40,6 +49,9 @@ class Result:
     complete: bool
     expected_cells: int
     summary: dict[str, Any] = field(default_factory=dict)  # derived numbers (e.g. clean accuracy)
+    # when this record was made (UTC, ISO 8601); not part of equality, so re-saving an unchanged
+    # result is not mistaken for a change
+    written: str | None = field(default_factory=utc_now, compare=False)
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -47,21 +59,42 @@ class Result:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], source: str = "result") -> "Result":
-        data = upgrade_result(dict(data), source)
+        data = upgrade_result(dict(data) if isinstance(data, dict) else data, source)
         try:
             return cls(**data)
         except TypeError as e:
             raise UserError(f"{source} is not a co-ssl result ({e})") from None
 
 
-def upgrade_result(data: dict[str, Any], source: str) -> dict[str, Any]:
-    """Bring an older result record to `SCHEMA_VERSION`; refuse newer ones. Only schema 1 exists."""
+def _upgrade_1_to_2(data: dict[str, Any]) -> str:
+    data["written"] = None
+    return "no record time (schema 1 did not store one)"
+
+
+# version v -> function that turns a v record into a v + 1 record in place and says what it patched
+_UPGRADES: dict[int, Callable[[dict[str, Any]], str]] = {1: _upgrade_1_to_2}
+
+
+def upgrade_result(data: dict[str, Any], source: str,
+                   log: Callable[[str], None] | None = print) -> dict[str, Any]:
+    """Bring an older result record up to `SCHEMA_VERSION`, logging what was patched; refuse
+    records without a schema version and records newer than this co-ssl."""
+    if not isinstance(data, dict):
+        raise UserError(f"{source} holds a JSON {type(data).__name__}, not a co-ssl result record")
     version = data.get("schema_version")
-    if not isinstance(version, int):
-        raise UserError(f"{source} has no schema_version; it is not a co-ssl result")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise UserError(f"{source} has no valid schema_version ({version!r}); it is not a co-ssl result, "
+                        "or it predates result schema 1: re-run the analysis that wrote it")
     if version > SCHEMA_VERSION:
-        raise UserError(f"{source} has result schema {version}, newer than this co-ssl ({SCHEMA_VERSION}); "
+        raise UserError(f"{source} has result schema {version}, newer than this co-ssl reads ({SCHEMA_VERSION}); "
                         "upgrade co-ssl")
+    patched = []
+    while version < SCHEMA_VERSION:
+        patched.append(f"{version} -> {version + 1}: {_UPGRADES[version](data)}")
+        version += 1
+    data["schema_version"] = SCHEMA_VERSION
+    if patched and log is not None:
+        log(f"note: {source}: upgraded result schema {'; '.join(patched)}")
     return data
 
 

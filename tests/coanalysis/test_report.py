@@ -1,8 +1,12 @@
-"""The report is rendered from results JSON alone and holds the sections whose results exist."""
+"""The report is rendered from results JSON alone, holds the sections whose results exist, states
+computed takeaways, exports its figures and tables, and reads (or refuses) older result files."""
 
 from __future__ import annotations
 
 import base64
+import csv
+import io
+import json
 import re
 import shutil
 
@@ -10,9 +14,17 @@ import pytest
 
 from coanalysis.analyses import ANALYSES
 from coanalysis.analyses.noise import NoiseProtocol
+from coanalysis.figures import Curve, curve_from_cells, model_colors
 from coanalysis.loading import UserError
 from coanalysis.pipeline import Session, make_context, open_model, run_analysis
 from coanalysis.report import render_report
+from coanalysis.report.data import ReportData
+from coanalysis.report.sections.base import Table, curve_table, curve_takeaway
+from coanalysis.results import SCHEMA_VERSION, Result, ResultsStore, upgrade_result
+from tests.conftest import run_cli
+from tests.resultfiles import write_results
+
+NOISE = {0.0: 0.90, 0.1: 0.60, 0.5: 0.20}
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +47,14 @@ def test_report_from_json_alone(results_folder, tiny_runs, tmp_path):
     assert len(images) == 1 and base64.b64decode(images[0]).startswith(b"\x89PNG")
     assert "co-byol keeps" in html and "than byol at σ =" in html  # computed takeaway
     assert "http://" not in html and "https://" not in html  # self-contained
+    # the exported figure and the noise table hold the stored numbers
+    assert (tmp_path / "figures" / "noise.pdf").read_bytes().startswith(b"%PDF")
+    assert (tmp_path / "figures" / "noise.png").read_bytes() == base64.b64decode(images[0])
+    stored = json.loads((folder / "co-byol" / "noise.json").read_text())
+    rows = list(csv.reader(io.StringIO((tmp_path / "tables" / "noise-table1.csv").read_text())))
+    co = next(r for r in rows if r[0] == "co-byol")
+    assert co[1:] == [f"{100 * stored['cells'][k]['accuracy']:.1f}" for k in ("sigma=0", "sigma=0.1", "sigma=0.5")]
+    assert (tmp_path / "tables" / "models.md").read_text().startswith("| model | format |")
 
 
 def test_report_without_noise_results_skips_the_section(results_folder, tmp_path):
@@ -44,6 +64,7 @@ def test_report_without_noise_results_skips_the_section(results_folder, tmp_path
         path.unlink()
     html = render_report([folder], tmp_path / "r.html").read_text()
     assert "<h2>Clean accuracy</h2>" in html and "<h2>Gaussian noise</h2>" not in html
+    assert "data:image/png" not in html and not (tmp_path / "figures").exists()
 
 
 def test_empty_folder_and_unknown_baseline(results_folder, tmp_path):
@@ -51,3 +72,122 @@ def test_empty_folder_and_unknown_baseline(results_folder, tmp_path):
         render_report([tmp_path], tmp_path / "r.html")
     with pytest.raises(UserError, match="--baseline"):
         render_report([results_folder], tmp_path / "r.html", baseline="nobody")
+
+
+def test_takeaway_states_the_largest_difference_with_its_sample(tmp_path):
+    folder = write_results(tmp_path / "res", {"byol": NOISE, "co-byol": {0.0: 0.90, 0.1: 0.723, 0.5: 0.25}})
+    html = render_report([folder], tmp_path / "r.html", baseline="byol").read_text()
+    # 72.3 - 60.0 = 12.3 points at sigma 0.1 is larger than 25 - 20 = 5 at sigma 0.5
+    assert "co-byol keeps 12.3 points more accuracy than byol at σ = 0.1 (n = 10\u202f000, noise seed 0)." in html
+    assert "byol (baseline)" in html and "Differences are taken against byol (--baseline)" in html
+
+
+def test_takeaway_with_spread_and_the_issue_example():
+    data = ReportData({"BYOL": {}, "CO-BYOL": {}}, {}, "BYOL", [])
+    cells = [{"p": p, "accuracy": a} for p, accs in ((0.0, [0.9] * 5), (0.75, [0.40, 0.41, 0.42, 0.43, 0.44]))
+             for a in accs]
+    byol = curve_from_cells(cells, "p")
+    assert byol.x == (0.0, 0.75) and byol.repeats == (5, 5)
+    assert byol.at(0.75)[0] == pytest.approx(42.0) and byol.at(0.75)[1] == pytest.approx(1.5811, abs=1e-4)
+    co = Curve((0.0, 0.75), (90.0, 54.3), (0.0, 1.0), (5, 5))
+    lines = curve_takeaway(data, {"BYOL": byol, "CO-BYOL": co}, "p", n=10000, note="5 masks")
+    assert lines == ["CO-BYOL keeps 12.3 points more accuracy than BYOL at p = 0.75 (n = 10\u202f000, 5 masks)."]
+    close = Curve((0.0, 0.75), (90.0, 43.0), (0.0, 1.0), (5, 5))  # 1.0 point apart, spread 1.87
+    assert curve_takeaway(data, {"BYOL": byol, "CO-BYOL": close}, "p", n=10000)[0].endswith(
+        "(n = 10\u202f000; within the spread over repeats).")
+    table = curve_table(data, {"BYOL": byol, "CO-BYOL": co}, lambda p: f"p={p:g}", caption="c")
+    assert table.rows == [["BYOL", "90.0 ± 0.0", "42.0 ± 1.6"], ["CO-BYOL", "90.0 ± 0.0", "54.3 ± 1.0"],
+                          ["Δ CO-BYOL − BYOL", "+0.0", "+12.3"]]
+
+
+def test_table_exports():
+    table = Table(["model", "a|b"], [["x", 1.5], ["y", None]], "caption", title="T")
+    assert table.to_csv() == "model,a|b\nx,1.5\ny,\n"
+    assert table.to_markdown() == "**T**\n\n| model | a\\|b |\n|---|---|\n| x | 1.5 |\n| y |  |\n\ncaption\n"
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_two_to_five_models(k, tmp_path):
+    names = ["byol", "co-byol", "co-byol-w1", "simclr", "vicreg"][:k]
+    noise = {name: {0.0: 0.9, 0.1: 0.6 + 0.01 * i, 0.5: 0.2} for i, name in enumerate(names)}
+    folder = write_results(tmp_path / "res", noise)
+    html = render_report([folder], tmp_path / "r.html", baseline="co-byol").read_text()
+    swatches = re.findall(r'class="swatch" style="background: (#[0-9a-f]{6})"', html)
+    assert len(swatches) == k and len(set(swatches)) == k
+    takeaways = re.findall(r"<p class=\"takeaway\">([^<]*)</p>", html)
+    assert len(takeaways) == k - 1 and all(" than co-byol at " in t for t in takeaways)  # one per model
+    assert "byol keeps 1.0 points less accuracy than co-byol at σ = 0.1" in html
+    models_csv = (tmp_path / "tables" / "models.csv").read_text().splitlines()
+    assert len(models_csv) == k + 1 and models_csv[1].startswith("co-byol (baseline),")
+    # a model keeps its colour whatever the baseline or the other models
+    assert model_colors(names)["co-byol"] == model_colors(["co-byol", "byol"])["co-byol"]
+
+
+def test_missing_and_incomplete_results_are_noted(tmp_path):
+    folder = write_results(tmp_path / "res", {"byol": NOISE, "co-byol": None, "simclr": NOISE})
+    store = ResultsStore(folder)
+    partial = store.load("simclr", "noise")
+    store.save(Result(**{**partial.to_json(), "complete": False, "expected_cells": 7}))
+    html = render_report([folder], tmp_path / "r.html").read_text()
+    assert "<h2>Gaussian noise</h2>" in html
+    assert "No noise results for co-byol." in html
+    assert "simclr/noise is incomplete: 3 of 7 cells" in html
+
+
+def _schema_1(result: Result) -> dict:
+    data = result.to_json()
+    data.pop("written")
+    data["schema_version"] = 1
+    return data
+
+
+def test_older_schema_is_upgraded_and_noted(tmp_path, capsys):
+    folder = write_results(tmp_path / "res", {"byol": NOISE, "co-byol": NOISE})
+    path = folder / "byol" / "noise.json"
+    old = _schema_1(Result.from_json(json.loads(path.read_text())))
+    path.write_text(json.dumps(old))
+    upgraded = upgrade_result(dict(old), "x", log=None)
+    assert upgraded["schema_version"] == SCHEMA_VERSION == 2 and upgraded["written"] is None
+    html = render_report([folder], tmp_path / "r.html").read_text()
+    assert f"note: {path}: upgraded result schema 1 -&gt; 2" not in html  # a log line, not report text
+    assert f"note: {path}: upgraded result schema 1 -> 2: no record time" in capsys.readouterr().out
+    assert "not recorded" in html and "<h2>Gaussian noise</h2>" in html
+
+
+@pytest.mark.parametrize("version,message", [(99, "result schema 99, newer than this co-ssl reads (2); upgrade co-ssl"),
+                                             (None, "no valid schema_version"), (0, "predates result schema 1")])
+def test_unreadable_schema_is_refused_with_one_line(version, message, tmp_path):
+    folder = write_results(tmp_path / "res", {"byol": NOISE})
+    path = folder / "byol" / "noise.json"
+    data = json.loads(path.read_text())
+    data["schema_version"] = version
+    path.write_text(json.dumps(data))
+    out = run_cli("coanalysis", "report", str(folder))
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0, out.stderr
+    assert message in out.stderr and str(path) in out.stderr
+
+
+def test_same_name_for_two_checkpoints_is_refused(tmp_path):
+    a = write_results(tmp_path / "a", {"byol": NOISE})
+    b = write_results(tmp_path / "b", {"byol": NOISE})
+    model = json.loads((b / "byol" / "model.json").read_text())
+    for path in b.glob("byol/*.json"):
+        data = json.loads(path.read_text())
+        if "model" in data:
+            data["model"]["content_hash"] = "0" * 64
+        path.write_text(json.dumps(data))
+    assert model["name"] == "byol"
+    with pytest.raises(UserError, match="two different checkpoints are both named 'byol'"):
+        render_report([a, b], tmp_path / "r.html")
+
+
+def test_report_command_writes_html_figures_and_tables(tmp_path):
+    folder = write_results(tmp_path / "res", {"byol": NOISE, "co-byol": NOISE})
+    out = run_cli("coanalysis", "report", str(folder), "--out", str(tmp_path / "out" / "cmp.html"), "--baseline",
+                  "co-byol", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert "4 sections: models, clean, noise, appendix" in out.stdout
+    assert {p.name for p in (tmp_path / "out" / "figures").iterdir()} == {"noise.png", "noise.pdf"}
+    assert (tmp_path / "out" / "tables" / "noise-table1.md").is_file()
+    out = run_cli("coanalysis", "report", str(folder), "--out", str(tmp_path))
+    assert out.returncode == 2 and "is a folder" in out.stderr

@@ -1,4 +1,9 @@
-"""Report sections in report order. Each module has `build(data) -> Section | None`."""
+"""Report sections in report order. Each module has `build(data) -> Section | None`.
+
+The order follows the issue: models, clean accuracy, noise, corruptions, internal corruption
+(dropout), PGD, crop scale, redundancy, ERF, BagSSL, protocol appendix. Each analysis adds its
+module to this list when it lands.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from typing import Callable
 
 from coanalysis.report.data import ReportData
 from coanalysis.report.sections import appendix, clean, models, noise
-from coanalysis.report.sections.base import FigureBlock, Section, Table
+from coanalysis.report.sections.base import Details, FigureBlock, Section, Table
 
 SECTIONS: list[Callable[[ReportData], Section | None]] = [
     models.build,
@@ -15,4 +20,4 @@ SECTIONS: list[Callable[[ReportData], Section | None]] = [
     appendix.build,
 ]
 
-__all__ = ["SECTIONS", "FigureBlock", "Section", "Table"]
+__all__ = ["SECTIONS", "Details", "FigureBlock", "Section", "Table"]
