@@ -9,6 +9,7 @@ turning a trunk's weight shapes into an architecture is `arch.infer_arch`.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -84,9 +85,14 @@ def unknown_layout(ckpt: Checkpoint) -> UserError:
     keys = flat_keys(ckpt.obj)
     candidates = _trunk_prefixes(keys) or [k.split("/")[0] for k in keys[:20]]
 
-    def closeness(adapter: Adapter) -> float:
-        target = adapter.layout.replace(" -> ", "/").split(" ")[0].rstrip("*")
-        return max((difflib.SequenceMatcher(None, c, target).ratio() for c in candidates), default=0.0)
+    def tokens(text: str) -> set[str]:
+        return {t for t in re.split(r"[/.*|()]+", text) if t}
+
+    def closeness(adapter: Adapter) -> tuple[float, float]:
+        """(shared names of the trunk's path, then character similarity) with the adapter's layout."""
+        target = adapter.layout.replace(" -> ", "/").split(" ")[0]
+        return max(((len(tokens(c) & tokens(target)) / max(len(tokens(c) | tokens(target)), 1),
+                     difflib.SequenceMatcher(None, c, target).ratio()) for c in candidates), default=(0.0, 0.0))
 
     closest = sorted(FORMATS.values(), key=closeness, reverse=True)[:3]
     hint = "; ".join(f"{a.name} ({a.layout})" for a in closest)

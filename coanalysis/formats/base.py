@@ -137,14 +137,26 @@ def take_trunk(sd: Mapping[str, Any], prefix: str, where: str, *, outer: str = "
     return Backbone(tensors=tensors, where=where, dropped=dropped)
 
 
+_OUTER = ("teacher", "student", "model", "model_ema")  # whole networks that a key path starts with
+_TRUNKS = ("encoder_q", "base_encoder", "backbone", "encoder")  # trunks whose own fc is a head
+
+
+def _group(key: str) -> str:
+    """The group a dropped key is counted in: 'module.encoder_k.*', 'teacher.module.head.*', 'queue'."""
+    parts = key.split(".")
+    i = 1 if parts[0] in _OUTER and len(parts) > 2 else 0
+    if parts[i] == "module" and len(parts) > i + 1:
+        i += 1
+    if parts[i] in _TRUNKS and len(parts) > i + 2 and parts[i + 1] == "fc":
+        i += 1
+    return ".".join(parts[: i + 1]) + (".*" if len(parts) > i + 1 else "")
+
+
 def group_keys(keys: list[str], limit: int = 6) -> str:
-    """'projector.* (8), queue (1), ...': keys grouped by their first name (two for `module.`)."""
+    """'projector.* (8), module.queue (1), ...': dropped keys counted by the module they belong to."""
     counts: dict[str, int] = {}
     for key in keys:
-        parts = key.split(".")
-        depth = 2 if parts[0] in ("module", "model") and len(parts) > 2 else 1
-        group = ".".join(parts[:depth]) + (".*" if len(parts) > depth else "")
-        counts[group] = counts.get(group, 0) + 1
+        counts[_group(key)] = counts.get(_group(key), 0) + 1
     items = [f"{g} ({n})" for g, n in counts.items()]
     more = f", and {len(items) - limit} more groups" if len(items) > limit else ""
     return ", ".join(items[:limit]) + more
