@@ -45,3 +45,27 @@ def test_probe_is_standardized_linear():
 def test_too_few_labelled_examples():
     with pytest.raises(UserError, match="labelled training images"):
         fit_probe(Features(torch.randn(3, 4), torch.tensor([0, 1, 2])), 10)
+
+
+def test_sgd_solver_solves_the_separable_problem_too():
+    train, test = _clusters(50, 4, 16, 0.5, 0), _clusters(30, 4, 16, 0.5, 1)
+    probe, report = fit_probe(train, 4, ProbeProtocol(solver="sgd", sgd_epochs=10, sgd_batch_size=64))
+    assert report["solver"] == "sgd" and probe_accuracy(probe, test) == 1.0
+
+
+def test_solvers_agree_on_a_noisy_problem():
+    """Overlapping classes: both solvers reach the same held-out accuracy within 3 points."""
+    train, test = _clusters(300, 4, 16, 3.0, 0), _clusters(300, 4, 16, 3.0, 1)
+    lbfgs, _ = fit_probe(train, 4, ProbeProtocol(solver="lbfgs"))
+    sgd, _ = fit_probe(train, 4, ProbeProtocol(solver="sgd", sgd_epochs=20, sgd_batch_size=128))
+    a, b = probe_accuracy(lbfgs, test), probe_accuracy(sgd, test)
+    assert 0.4 < a < 1.0 and abs(a - b) < 0.03
+
+
+def test_auto_solver_switches_to_sgd_for_large_problems():
+    from coanalysis.probe import LBFGS_LIMIT
+
+    assert ProbeProtocol().resolve_solver(50_000, 10) == "lbfgs"
+    assert ProbeProtocol().resolve_solver(1_281_167, 1000) == "sgd" and 1_281_167 * 1000 > LBFGS_LIMIT
+    with pytest.raises(UserError, match="unknown probe solver"):
+        ProbeProtocol(solver="adam")
