@@ -15,8 +15,7 @@ from a file is ever run: weights come from safetensors or `torch.load(weights_on
 
 from __future__ import annotations
 
-import hashlib
-import json
+import dataclasses
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,15 +26,15 @@ import torch
 from co_ssl_train import __version__ as package_version
 from co_ssl_train import checkpoint as contract
 from co_ssl_train.atomic import atomic_path, write_bytes_atomic, write_json_atomic, write_text_atomic
-from co_ssl_train.data import DATASETS, AnyDataset, ImageDataset, get_spec, iterate_batches, load_dataset
+from co_ssl_train.data import DATASETS, AnyDataset, DatasetInfo, ImageDataset, get_spec, iterate_batches, load_dataset
 from co_ssl_train.data.datasets import UNDECODABLE
 from co_ssl_train.errors import UserError
 from co_ssl_train.models import ARCHS, IMAGENET_MEAN, IMAGENET_STD, Encoder, build_encoder
 
 ENCODER_FILE, META_FILE, STATE_FILE = contract.ENCODER_FILE, contract.META_FILE, contract.STATE_FILE
 
-__all__ = ["ARCHS", "DATASETS", "ENCODER_FILE", "IMAGENET_MEAN", "IMAGENET_STD", "META_FILE", "STATE_FILE", "AnyDataset", "Encoder", "ImageDataset", "ModelSource", "UNDECODABLE",
-           "UserError", "atomic_path", "build_encoder", "get_spec", "iterate_batches", "load_dataset",
+__all__ = ["ARCHS", "DATASETS", "ENCODER_FILE", "IMAGENET_MEAN", "IMAGENET_STD", "META_FILE", "STATE_FILE",
+           "AnyDataset", "DatasetInfo", "Encoder", "ImageDataset", "ModelSource", "UNDECODABLE", "UserError", "atomic_path", "build_encoder", "get_spec", "iterate_batches", "load_dataset",
            "load_encoder", "package_version", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
 
 
@@ -92,8 +91,11 @@ def _normalization(value: Any) -> tuple[list[float], list[float]] | None:
     """`(mean, std)` or `{"mean": ..., "std": ...}` -> two lists of 3 positive-std floats (None passes)."""
     if value is None:
         return None
-    mean, std = (value["mean"], value["std"]) if isinstance(value, dict) else value
-    mean, std = [float(v) for v in mean], [float(v) for v in std]
+    try:
+        mean, std = (value["mean"], value["std"]) if isinstance(value, dict) else value
+        mean, std = [float(v) for v in mean], [float(v) for v in std]
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"normalization must be (mean, std) or {{'mean': ..., 'std': ...}}, got {value!r}") from None
     if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
         raise UserError(f"normalization needs 3 means and 3 positive stds (RGB), got mean={mean} std={std}")
     return mean, std
@@ -124,6 +126,9 @@ def load_encoder(spec: str | Path, *, name: str | None = None, format: str | Non
     run_dir = _run_dir(path)
     if run_dir is not None and format in (None, contract.FORMAT):
         encoder = _load_run(run_dir, name, arch, branch)
+    elif run_dir is not None and path.is_dir():
+        raise UserError(f"{path} is a co-ssl run directory, read as format {contract.FORMAT}; --format {format} "
+                        "applies to checkpoint files")
     elif path.is_dir():
         files = sorted(p.name for p in path.iterdir() if p.suffix in (".pth", ".pt", ".ckpt", ".tar", ".torch",
                                                                        ".safetensors"))[:5]
@@ -133,10 +138,8 @@ def load_encoder(spec: str | Path, *, name: str | None = None, format: str | Non
         encoder = _load_file(path, name, format, arch, branch)
     if norm is not None:
         _set_normalization(encoder, *norm)
-        source = encoder.source
-        encoder.source = ModelSource(**{**{f: getattr(source, f) for f in source.__dataclass_fields__},
-                                        "normalization": encoder.normalization(),
-                                        "notes": source.notes + ("normalization set by the caller",)})
+        encoder.source = dataclasses.replace(encoder.source, normalization=encoder.normalization(),
+                                             notes=encoder.source.notes + ("normalization set by the caller",))
     return encoder.eval()
 
 
@@ -237,7 +240,3 @@ def _str(value: Any) -> str | None:
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
-
-def source_digest(data: Any) -> str:
-    """A short stable hash of a JSON-able identity (e.g. `ModelSource.loading()`)."""
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import json
 import pickle
 import re
 import struct
@@ -205,10 +204,3 @@ def _first_line(error: Exception) -> str:
     text = str(error).strip().splitlines()
     return (text[0] if text else type(error).__name__)[:160]
 
-
-def header_json(header: dict[str, str], key: str) -> Any:
-    """A JSON value stored as a string in a safetensors header, or None."""
-    try:
-        return json.loads(header[key])
-    except (KeyError, json.JSONDecodeError):
-        return None
