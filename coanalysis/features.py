@@ -5,9 +5,10 @@
   (bf16 autocast and channels_last on GPU, fp32 on CPU).
 - `extract_features`: global (pooled) features of an `EvalData`, cached on disk under a key of
   (checkpoint content hash and how it was loaded, dataset, split, transform, layer, n, seed,
-  precision). A second run pays only the cache read: no forward pass, no model on the device.
-  Entries are written atomically (temporary file, fsync, rename); one that is stale (another
-  identity), truncated, corrupt or malformed is ignored and rebuilt, never trusted.
+  precision, and a hash of the subset's pixels or file list). A second run pays only the cache
+  read (and that hash): no forward pass, no model on the device. Entries are written atomically
+  (temporary file, fsync, rename); one that is stale (another identity), truncated, corrupt or
+  malformed is ignored and rebuilt, never trusted.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class EvalData:
     seed: int
     requested_n: int | None
     skipped: set = field(default_factory=set)  # positions whose file did not decode
+    _fingerprint: str | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_dataset(cls, dataset: AnyDataset, n: int | None = None, seed: int = 0) -> "EvalData":
@@ -59,6 +61,24 @@ class EvalData:
         info = self.dataset.info
         return {"dataset": info.name, "split": info.split, "n": len(self), "subset_seed": self.seed,
                 "image_size": info.image_size, "source": info.source, "preprocessing": info.notes}
+
+    def fingerprint(self) -> str:
+        """A hash of what this subset holds, so cached features never outlive a change of the data:
+        the uint8 pixels and labels of an in-memory set (which covers its resizing), the file list,
+        labels and crop of a folder set (decoded on demand; the decoding is named in `describe()`)."""
+        if self._fingerprint is None:
+            digest = hashlib.blake2b(digest_size=16)
+            samples = getattr(self.dataset, "samples", None)
+            if samples is not None:
+                digest.update(repr(getattr(self.dataset, "crop_fraction", None)).encode())
+                for i in self.indices.tolist():
+                    path, label = samples[i]
+                    digest.update(f"{path}\t{label}\n".encode())
+            else:
+                digest.update(self.dataset.images[self.indices].contiguous().numpy().tobytes())
+                digest.update(self.dataset.labels[self.indices].contiguous().numpy().tobytes())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
 
     def batches(self, batch_size: int, workers: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """`(uint8 images (B, 3, H, W), labels (B,), positions (B,))`; undecodable files are dropped.
@@ -198,8 +218,8 @@ def feature_identity(content_hash: str, data: EvalData, layer: str, precision: s
     normalization); pass it whenever one file can give several encoders (a DINO teacher and
     student, a `--mean/--std` override), so that their features never share an entry.
     """
-    ident = {"checkpoint": content_hash, **data.describe(), "layer": layer, "precision": precision, "kind": kind,
-             "version": 1}
+    ident = {"checkpoint": content_hash, **data.describe(), "content": data.fingerprint(), "layer": layer,
+             "precision": precision, "kind": kind, "version": 1}
     if encoder is not None:
         ident["encoder"] = encoder
     return ident

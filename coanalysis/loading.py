@@ -34,7 +34,8 @@ from co_ssl_train.models import ARCHS, IMAGENET_MEAN, IMAGENET_STD, Encoder, bui
 ENCODER_FILE, META_FILE, STATE_FILE = contract.ENCODER_FILE, contract.META_FILE, contract.STATE_FILE
 
 __all__ = ["ARCHS", "DATASETS", "ENCODER_FILE", "IMAGENET_MEAN", "IMAGENET_STD", "META_FILE", "STATE_FILE",
-           "AnyDataset", "DatasetInfo", "Encoder", "ImageDataset", "ModelSource", "UNDECODABLE", "UserError", "atomic_path", "build_encoder", "get_spec", "iterate_batches", "load_dataset",
+           "AnyDataset", "DatasetInfo", "Encoder", "ImageDataset", "ModelSource", "UNDECODABLE", "UserError",
+           "atomic_path", "build_encoder", "get_spec", "iterate_batches", "load_dataset",
            "load_encoder", "package_version", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
 
 
@@ -132,7 +133,8 @@ def load_encoder(spec: str | Path, *, name: str | None = None, format: str | Non
     elif path.is_dir():
         files = sorted(p.name for p in path.iterdir() if p.suffix in (".pth", ".pt", ".ckpt", ".tar", ".torch",
                                                                        ".safetensors"))[:5]
-        hint = f"pass one of its files ({', '.join(files)})" if files else "pass a run directory written by co-ssl-train"
+        hint = f"pass one of its files ({', '.join(files)})" if files \
+            else "pass a run directory written by co-ssl-train"
         raise UserError(f"{path} is not a co-ssl checkpoint: the folder has no {contract.META_FILE}; {hint}")
     else:
         encoder = _load_file(path, name, format, arch, branch)
@@ -146,7 +148,8 @@ def load_encoder(spec: str | Path, *, name: str | None = None, format: str | Non
 def _load_run(run_dir: Path, name: str | None, arch: str | None, branch: str | None) -> Encoder:
     encoder, meta, digest = contract.load_run_encoder(run_dir)
     if arch is not None and arch != encoder.arch:
-        raise UserError(f"{run_dir} records its architecture ({encoder.arch}); --arch only applies to third-party files")
+        raise UserError(f"{run_dir} records its architecture ({encoder.arch}); "
+                        "--arch only applies to third-party files")
     if branch is not None:
         raise UserError(f"{run_dir} holds a single encoder; --branch only applies to multi-network checkpoints")
     notes = ("meta.json describes an earlier save than encoder.safetensors (interrupted write)",) \

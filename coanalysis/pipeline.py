@@ -143,8 +143,10 @@ def ensure_probe(session: Session, encoder: Encoder, test: EvalData,
     if stored is not None and stored.model.get("content_hash") != source.content_hash and not session.overwrite:
         raise UserError(f"{folder} holds results of another checkpoint named {source.name}; "
                         "use another --out or --name, or pass --overwrite")
-    reusable = stored is not None and stored.protocol == identity and stored.model.get("content_hash") == source.content_hash
-    probe = load_probe(folder) if reusable else None
+    same = stored is not None and stored.protocol == identity \
+        and stored.model.get("content_hash") == source.content_hash
+    probe = load_probe(folder) if same else None
+    reusable = probe is not None  # a damaged probe.safetensors is refitted and saved again
     cache: dict[str, Features] = {}
 
     def features(data: EvalData) -> Features:  # each split extracted (or read from the cache) once

@@ -54,7 +54,8 @@ def describe(ckpt: str, options: dict, normalization: Any, input_size: int | Non
         "parameters": sum(p.numel() for p in encoder.parameters()), "num_features": encoder.num_features,
         "input_size": size, "local_layer": encoder.local_layer, "local_map_shape": list(local.shape[1:]),
         "receptive_field": encoder.receptive_field(), "normalization": encoder.normalization(),
-        "dropped_keys": list(source.dropped), "dropped_summary": group_keys(list(source.dropped)) if source.dropped else "",
+        "dropped_keys": list(source.dropped),
+        "dropped_summary": group_keys(list(source.dropped)) if source.dropped else "",
         "content_hash": source.content_hash, "method": source.method, "dataset": source.dataset,
         "epoch": source.epoch, "notes": list(source.notes),
     }
@@ -79,7 +80,8 @@ def run(args: argparse.Namespace) -> None:
         print(f"  local map       {c} x {h} x {w} ({r['local_layer']}) at {r['input_size']} px, "
               f"receptive field {r['receptive_field']} px")
         print(f"  normalization   mean {r['normalization']['mean']}, std {r['normalization']['std']}")
-        print(f"  dropped         {len(r['dropped_keys'])} keys" + (f": {r['dropped_summary']}" if r["dropped_keys"] else ""))
+        dropped = f": {r['dropped_summary']}" if r["dropped_keys"] else ""
+        print(f"  dropped         {len(r['dropped_keys'])} keys{dropped}")
         print(f"  sha256          {r['content_hash']}")
         for key in ("method", "dataset", "epoch"):
             if r[key] is not None:

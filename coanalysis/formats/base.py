@@ -183,7 +183,8 @@ def plain(obj: Any, depth: int = 0) -> Any:
             return plain(state["_val"], depth + 1)
         return None
     if isinstance(obj, Mapping):
-        return {k: plain(v, depth + 1) for k, v in obj.items() if isinstance(k, str) and not isinstance(v, torch.Tensor)}
+        return {k: plain(v, depth + 1) for k, v in obj.items()
+                if isinstance(k, str) and not isinstance(v, torch.Tensor)}
     if isinstance(obj, (list, tuple)):
         return [plain(v, depth + 1) for v in obj]
     if isinstance(obj, (str, int, float, bool)) or obj is None:

@@ -10,7 +10,8 @@ student; the other network and both heads (`module.head.*`) are dropped. `args` 
 
 from __future__ import annotations
 
-from coanalysis.formats.base import IMAGENET, Adapter, Backbone, Checkpoint, child, has_trunk, plain, state_dict_at, take_trunk
+from coanalysis.formats.base import (IMAGENET, Adapter, Backbone, Checkpoint, child, has_trunk, plain, state_dict_at,
+                                     take_trunk)
 from coanalysis.loading import UserError
 
 BRANCHES = ("teacher", "student")

@@ -35,8 +35,8 @@ def match(ckpt: Checkpoint) -> int | None:
 def extract(ckpt: Checkpoint, branch: str | None) -> Backbone:
     trunk = state_dict_at(ckpt.obj, *TRUNK)
     if trunk is not None:
-        backbone = take_trunk(trunk, "_feature_blocks.", "classy_state_dict.base_model.model.trunk['_feature_blocks.*']",
-                              outer="trunk.")
+        backbone = take_trunk(trunk, "_feature_blocks.",
+                              "classy_state_dict.base_model.model.trunk['_feature_blocks.*']", outer="trunk.")
         heads = child(ckpt.obj, *HEADS)
         if isinstance(heads, dict):
             backbone.dropped += [f"heads.{k}" for k in heads]

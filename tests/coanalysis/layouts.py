@@ -170,7 +170,8 @@ def _lightning(state_dict: dict, hyper_parameters: Any, hparams_name: str | None
     return {"epoch": 99, "global_step": 50000, "pytorch-lightning_version": "2.1.3", "state_dict": state_dict,
             "loops": {"fit_loop": {"state_dict": {}, "epoch_progress": {"total": {"ready": 100, "completed": 99}}}},
             "callbacks": {"ModelCheckpoint{'monitor': None, 'mode': 'min'}": {
-                "best_model_score": None, "best_model_path": "", "dirpath": "/trained_models/byol", "last_model_path": ""}},
+                "best_model_score": None, "best_model_path": "", "dirpath": "/trained_models/byol",
+                "last_model_path": ""}},
             "optimizer_states": [optimizer_state()], "lr_schedulers": [{"base_lrs": [1.0], "last_epoch": 99}],
             "hparams_name": hparams_name, "hyper_parameters": hyper_parameters}
 

@@ -95,3 +95,15 @@ def test_an_unwritable_cache_costs_only_recomputation(setup, tmp_path):
     blocked.write_text("not a folder")
     feats = _extract(encoder, data, FeatureCache(blocked / "cache"))
     assert feats.features.shape[0] == 64 and not feats.from_cache
+
+
+def test_changed_data_under_the_same_name_is_recomputed(setup):
+    """Same dataset name, split, n and seed, other pixels: the entry is not reused."""
+    from coanalysis.loading import ImageDataset
+
+    encoder, data, cache, calls = setup
+    first = _extract(encoder, data, cache)
+    base = data.dataset
+    changed = ImageDataset(255 - base.images, base.labels, base.classes, base.info)
+    again = _extract(encoder, EvalData.from_dataset(changed, n=64, seed=3), cache)
+    assert not again.from_cache and not torch.equal(again.features, first.features)

@@ -112,7 +112,8 @@ def test_solo_learn_cifar_stem_and_statistics(models, tmp_path):
     encoder = load_encoder(path)
     assert encoder.source.arch_kwargs == {"stem": "cifar"} and encoder.source.adjustments == {"conv1_padding": 2}
     assert encoder.source.dataset == "cifar10" and encoder.source.method == "byol"
-    mean, std = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1), torch.tensor([0.247, 0.243, 0.261]).view(1, 3, 1, 1)
+    mean = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
+    std = torch.tensor([0.247, 0.243, 0.261]).view(1, 3, 1, 1)
     x = torch.rand(2, 3, 32, 32)
     ref_local, _ = reference_features(model, x, mean, std)
     with torch.no_grad():

@@ -70,3 +70,30 @@ def test_auto_solver_switches_to_sgd_for_large_problems():
     assert ProbeProtocol().resolve_solver(1_281_167, 1000) == "sgd" and 1_281_167 * 1000 > LBFGS_LIMIT
     with pytest.raises(UserError, match="unknown probe solver"):
         ProbeProtocol(solver="adam")
+
+
+def test_ensure_probe_reuses_the_probe_recomputes_knn_alone_and_refits_a_damaged_probe(tiny_runs, tmp_path,
+                                                                                      capsys):
+    from coanalysis.knn import KNNProtocol
+    from coanalysis.pipeline import Session, ensure_probe, eval_data, open_model
+
+    session = Session(out=tmp_path / "res", dataset="synthetic", n=32, n_train=64, device_name="cpu",
+                      progress=True, cache_dir=tmp_path / "cache")
+    encoder = open_model(session, str(tiny_runs["byol"]), "byol")
+    test = eval_data(session, encoder)
+    _, identity, acc = ensure_probe(session, encoder, test)
+    cell = session.store.load("byol", "probe").cells["test:n=32:seed=0"]
+    assert set(cell["knn"]) == {"k=20", "k=200"} and identity["encoder"]["format"] == "co-ssl-run"
+    assert "fitting the linear probe" in capsys.readouterr().out
+
+    session.knn = KNNProtocol(ks=(5,), temperature=0.1)
+    _, _, again = ensure_probe(session, encoder, test)
+    cell = session.store.load("byol", "probe").cells["test:n=32:seed=0"]
+    assert again == acc and set(cell["knn"]) == {"k=5"} and cell["knn_protocol"]["temperature"] == 0.1
+    assert "fitting the linear probe" not in capsys.readouterr().out  # the probe was reused
+
+    (tmp_path / "res" / "byol" / "probe.safetensors").write_bytes(b"damaged")
+    _, _, refit = ensure_probe(session, encoder, test)
+    assert refit == acc and "fitting the linear probe" in capsys.readouterr().out
+    from coanalysis.probe import load_probe
+    assert load_probe(tmp_path / "res" / "byol") is not None  # saved again
