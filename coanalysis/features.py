@@ -4,8 +4,11 @@
 - `forward_global` / `forward_local`: inference in eval mode at the chosen precision
   (bf16 autocast and channels_last on GPU, fp32 on CPU).
 - `extract_features`: global (pooled) features of an `EvalData`, cached on disk under a key of
-  (checkpoint content hash, dataset, split, transform, layer, n, seed, precision). The cache is
-  written atomically and a stale or corrupt entry is ignored and rebuilt.
+  (checkpoint content hash and how it was loaded, dataset, split, transform, layer, n, seed,
+  precision, and a hash of the subset's pixels or file list). A second run pays only the cache
+  read (and that hash): no forward pass, no model on the device. Entries are written atomically
+  (temporary file, fsync, rename); one that is stale (another identity), truncated, corrupt or
+  malformed is ignored and rebuilt, never trusted.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class EvalData:
     seed: int
     requested_n: int | None
     skipped: set = field(default_factory=set)  # positions whose file did not decode
+    _fingerprint: str | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_dataset(cls, dataset: AnyDataset, n: int | None = None, seed: int = 0) -> "EvalData":
@@ -57,6 +61,24 @@ class EvalData:
         info = self.dataset.info
         return {"dataset": info.name, "split": info.split, "n": len(self), "subset_seed": self.seed,
                 "image_size": info.image_size, "source": info.source, "preprocessing": info.notes}
+
+    def fingerprint(self) -> str:
+        """A hash of what this subset holds, so cached features never outlive a change of the data:
+        the uint8 pixels and labels of an in-memory set (which covers its resizing), the file list,
+        labels and crop of a folder set (decoded on demand; the decoding is named in `describe()`)."""
+        if self._fingerprint is None:
+            digest = hashlib.blake2b(digest_size=16)
+            samples = getattr(self.dataset, "samples", None)
+            if samples is not None:
+                digest.update(repr(getattr(self.dataset, "crop_fraction", None)).encode())
+                for i in self.indices.tolist():
+                    path, label = samples[i]
+                    digest.update(f"{path}\t{label}\n".encode())
+            else:
+                digest.update(self.dataset.images[self.indices].contiguous().numpy().tobytes())
+                digest.update(self.dataset.labels[self.indices].contiguous().numpy().tobytes())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
 
     def batches(self, batch_size: int, workers: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """`(uint8 images (B, 3, H, W), labels (B,), positions (B,))`; undecodable files are dropped.
@@ -98,9 +120,23 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def to_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 `(B, 3, H, W)` -> float `(B, 3, H, W)` in [0, 1] on `device` (channels_last on GPU)."""
+    """uint8 `(B, 3, H, W)` -> float `(B, 3, H, W)` in [0, 1] on `device` (channels_last on GPU).
+
+    On GPU the uint8 batch is pinned first so that its copy runs asynchronously and the host can
+    prepare the next batch while the GPU computes.
+    """
+    if device.type == "cuda" and images.device.type == "cpu":
+        images = images.pin_memory()
     x = images.to(device, non_blocking=True).float().div_(255)
     return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+
+
+def _to_host(features: torch.Tensor) -> torch.Tensor:
+    """Device features -> CPU, without waiting for the GPU (pinned buffer, asynchronous copy)."""
+    if features.device.type != "cuda":
+        return features
+    out = torch.empty(features.shape, dtype=features.dtype, pin_memory=True)
+    return out.copy_(features, non_blocking=True)
 
 
 @torch.no_grad()
@@ -145,10 +181,14 @@ class FeatureCache:
     def key(ident: dict) -> str:
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
+    def path(self, ident: dict) -> Path:
+        return self.directory / f"{self.key(ident)}.safetensors"
+
     def get(self, ident: dict) -> dict[str, torch.Tensor] | None:
+        """The tensors stored for exactly `ident`, or None (absent, stale, truncated or corrupt)."""
         from safetensors import safe_open
 
-        path = self.directory / f"{self.key(ident)}.safetensors"
+        path = self.path(ident)
         if not path.is_file():
             return None
         try:
@@ -170,10 +210,28 @@ class FeatureCache:
             pass  # a read-only or full cache only costs recomputation
 
 
-def feature_identity(content_hash: str, data: EvalData, layer: str, precision: str, kind: str = "global") -> dict:
-    """What cached features of `data` depend on."""
-    return {"checkpoint": content_hash, **data.describe(), "layer": layer, "precision": precision, "kind": kind,
-            "version": 1}
+def feature_identity(content_hash: str, data: EvalData, layer: str, precision: str, kind: str = "global", *,
+                     encoder: dict | None = None) -> dict:
+    """What cached features of `data` depend on.
+
+    `encoder` is how the file was loaded (`ModelSource.loading()`: format, branch, architecture,
+    normalization); pass it whenever one file can give several encoders (a DINO teacher and
+    student, a `--mean/--std` override), so that their features never share an entry.
+    """
+    ident = {"checkpoint": content_hash, **data.describe(), "content": data.fingerprint(), "layer": layer,
+             "precision": precision, "kind": kind, "version": 1}
+    if encoder is not None:
+        ident["encoder"] = encoder
+    return ident
+
+
+def _valid_hit(hit: dict[str, torch.Tensor] | None, n: int) -> bool:
+    """A cached entry that has the shape of global features of at most `n` images, all finite."""
+    if hit is None or set(hit) != {"features", "labels"}:
+        return False
+    feats, labels = hit["features"], hit["labels"]
+    return feats.ndim == 2 and feats.dtype == torch.float32 and labels.ndim == 1 and labels.dtype == torch.int64 \
+        and feats.shape[0] == labels.shape[0] <= n and bool(torch.isfinite(feats).all())
 
 
 def extract_features(encoder: Encoder, data: EvalData, *, device: torch.device, batch_size: int = 256,
@@ -182,22 +240,26 @@ def extract_features(encoder: Encoder, data: EvalData, *, device: torch.device, 
     """Global features of every image of `data` (cached when `cache` is given and the encoder has a source)."""
     layer = layer or encoder.local_layer
     source = getattr(encoder, "source", None)
-    ident = feature_identity(source.content_hash, data, layer, precision) if source is not None else None
+    ident = feature_identity(source.content_hash, data, layer, precision, encoder=source.loading()) \
+        if source is not None else None
     if cache is not None and ident is not None:
         hit = cache.get(ident)
-        if hit is not None and hit.get("features") is not None and hit["features"].ndim == 2 \
-                and hit["features"].shape[0] == hit["labels"].shape[0] <= len(data):
+        if _valid_hit(hit, len(data)):
             return Features(hit["features"], hit["labels"], from_cache=True)
     from tqdm import tqdm
 
     encoder = encoder.to(device).eval()
+    if device.type == "cuda":
+        encoder = encoder.to(memory_format=torch.channels_last)
     chunks, labels = [], []
     with tqdm(total=len(data), disable=not progress, desc="features", unit="img", leave=False) as bar:
         for images, y, _ in data.batches(batch_size, workers):
-            chunks.append(forward_global(encoder, to_input(images, device), precision, layer).cpu())
+            chunks.append(_to_host(forward_global(encoder, to_input(images, device), precision, layer)))
             labels.append(y)
             bar.update(len(y))
-    feats = Features(torch.cat(chunks), torch.cat(labels))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # the copies to host above were asynchronous
+    feats = Features(torch.cat(chunks).float().contiguous(), torch.cat(labels).long().contiguous())
     if not torch.isfinite(feats.features).all():
         raise UserError("the encoder produced NaN or infinite features; the checkpoint is broken "
                         "(retrain, or check its normalization)")

@@ -6,38 +6,49 @@ from this module, and the rest of coanalysis imports them from here.
 
 `load_encoder(spec)` returns an `Encoder` in eval mode (RGB in [0, 1], normalization inside,
 `forward_local` / `forward_global`) with a `source` attribute (`ModelSource`) naming where it
-came from. Nothing from the file is ever unpickled as code: weights come from safetensors, and
-`torch.load` is only called with `weights_only=True`.
+came from. It reads our run directories through the checkpoint contract and every other ResNet
+checkpoint through the adapters of `coanalysis.formats` (torchvision, timm, solo-learn, lightly,
+mmselfsup, VISSL, DINO, MoCo, SwAV, PyContrast): the trunk's weights are renamed to torchvision
+names, the architecture is read from their shapes, and the weights are loaded strictly. Nothing
+from a file is ever run: weights come from safetensors or `torch.load(weights_only=True)`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
+
+import torch
 
 from co_ssl_train import __version__ as package_version
 from co_ssl_train import checkpoint as contract
 from co_ssl_train.atomic import atomic_path, write_bytes_atomic, write_json_atomic, write_text_atomic
-from co_ssl_train.data import DATASETS, AnyDataset, ImageDataset, get_spec, iterate_batches, load_dataset
+from co_ssl_train.data import DATASETS, AnyDataset, DatasetInfo, ImageDataset, get_spec, iterate_batches, load_dataset
 from co_ssl_train.data.datasets import UNDECODABLE
 from co_ssl_train.errors import UserError
-from co_ssl_train.models import ARCHS, Encoder, build_encoder
+from co_ssl_train.models import ARCHS, IMAGENET_MEAN, IMAGENET_STD, Encoder, build_encoder
 
 ENCODER_FILE, META_FILE, STATE_FILE = contract.ENCODER_FILE, contract.META_FILE, contract.STATE_FILE
 
-__all__ = ["ARCHS", "DATASETS", "ENCODER_FILE", "META_FILE", "STATE_FILE", "AnyDataset", "Encoder", "ImageDataset", "ModelSource", "UNDECODABLE",
-           "UserError", "atomic_path", "build_encoder", "get_spec", "iterate_batches", "load_dataset",
+__all__ = ["ARCHS", "DATASETS", "ENCODER_FILE", "IMAGENET_MEAN", "IMAGENET_STD", "META_FILE", "STATE_FILE",
+           "AnyDataset", "DatasetInfo", "Encoder", "ImageDataset", "ModelSource", "UNDECODABLE", "UserError",
+           "atomic_path", "build_encoder", "get_spec", "iterate_batches", "load_dataset",
            "load_encoder", "package_version", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where an encoder came from; recorded in every result."""
+    """Where an encoder came from and how it was read; recorded in every result."""
 
     path: str
-    format: str  # "co-ssl-run", ...
-    content_hash: str  # sha256 of the weights file
+    format: str  # "co-ssl-run", "torchvision", "dino", ... (coanalysis.formats.FORMATS)
+    content_hash: str  # sha256 of the weights file's bytes
     name: str  # display name (run or file name unless given)
     arch: str
     arch_kwargs: dict = field(default_factory=dict)
@@ -45,14 +56,25 @@ class ModelSource:
     dataset: str | None = None  # training dataset, when known
     input_size: int | None = None
     epoch: int | None = None
-    notes: tuple[str, ...] = ()  # what the loader noticed (stale meta, dropped keys, ...)
+    notes: tuple[str, ...] = ()  # what the loader noticed (dropped keys, stale meta, ...)
     meta: dict = field(default_factory=dict, compare=False)  # the full meta.json, when there is one
+    branch: str | None = None  # which copy of a multi-network checkpoint (teacher, student, ema, ...)
+    normalization: dict | None = None  # {"mean": [...], "std": [...]} inside the encoder
+    adjustments: dict = field(default_factory=dict)  # module changes beyond the arch (e.g. conv1_padding)
+    dropped: tuple[str, ...] = field(default=(), compare=False)  # every key left out (inspect shows them)
+
+    def loading(self) -> dict[str, Any]:
+        """Everything besides the file that decides what the encoder computes (cache and probe identity)."""
+        return {"format": self.format, "branch": self.branch, "arch": self.arch, "arch_kwargs": self.arch_kwargs,
+                "normalization": self.normalization, "adjustments": self.adjustments}
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["notes"] = list(self.notes)
         data["config"] = self.meta.get("config")
         data.pop("meta")
+        data.pop("dropped")
+        data["dropped_keys"] = len(self.dropped)
         return data
 
 
@@ -66,26 +88,158 @@ def _run_dir(path: Path) -> Path | None:
     return None
 
 
-def load_encoder(spec: str | Path, *, name: str | None = None) -> Encoder:
-    """A ready encoder (eval mode) from a co-ssl run directory (or a file inside it).
+def _normalization(value: Any) -> tuple[list[float], list[float]] | None:
+    """`(mean, std)` or `{"mean": ..., "std": ...}` -> two lists of 3 positive-std floats (None passes)."""
+    if value is None:
+        return None
+    try:
+        mean, std = (value["mean"], value["std"]) if isinstance(value, dict) else value
+        mean, std = [float(v) for v in mean], [float(v) for v in std]
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"normalization must be (mean, std) or {{'mean': ..., 'std': ...}}, got {value!r}") from None
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise UserError(f"normalization needs 3 means and 3 positive stds (RGB), got mean={mean} std={std}")
+    return mean, std
 
-    Raises `UserError` with a one-line explanation for a missing path, a file that is not a
-    checkpoint, a truncated weights file or an unknown architecture.
+
+def _set_normalization(encoder: Encoder, mean: Sequence[float], std: Sequence[float]) -> None:
+    encoder.mean.copy_(torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+    encoder.std.copy_(torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+
+def load_encoder(spec: str | Path, *, name: str | None = None, format: str | None = None, arch: str | None = None,
+                 branch: str | None = None, normalization: Any = None) -> Encoder:
+    """A ready encoder (eval mode) from a co-ssl run directory or any supported ResNet checkpoint.
+
+    - `format`: a `coanalysis.formats.FORMATS` name; None detects it from the file's keys.
+    - `arch`: an `ARCHS` name; None reads it from the weight shapes (the weights must still fit).
+    - `branch`: which copy of a multi-network checkpoint (DINO teacher/student, timm or PyContrast
+      model/ema); None takes the format's default.
+    - `normalization`: `(mean, std)` or `{"mean", "std"}` replacing the format's default (ImageNet
+      statistics for third-party ResNets, the recorded ones for our runs). Inputs stay in [0, 1].
+    Raises `UserError` with a one-line explanation for anything it cannot read safely and exactly.
     """
     path = Path(spec).expanduser()
     if not path.exists():
-        raise UserError(f"checkpoint {path} does not exist; pass a run directory such as checkpoints/<run>")
+        raise UserError(f"checkpoint {path} does not exist; pass a run directory such as checkpoints/<run> "
+                        "or a checkpoint file")
+    norm = _normalization(normalization)
     run_dir = _run_dir(path)
-    if run_dir is None:
-        what = "folder" if path.is_dir() else "file"
-        raise UserError(f"{path} is not a co-ssl checkpoint: the {what} has no {contract.META_FILE} "
-                        f"beside {contract.ENCODER_FILE}; pass a run directory written by co-ssl-train")
+    if run_dir is not None and format in (None, contract.FORMAT):
+        encoder = _load_run(run_dir, name, arch, branch)
+    elif run_dir is not None and path.is_dir():
+        raise UserError(f"{path} is a co-ssl run directory, read as format {contract.FORMAT}; --format {format} "
+                        "applies to checkpoint files")
+    elif path.is_dir():
+        files = sorted(p.name for p in path.iterdir() if p.suffix in (".pth", ".pt", ".ckpt", ".tar", ".torch",
+                                                                       ".safetensors"))[:5]
+        hint = f"pass one of its files ({', '.join(files)})" if files \
+            else "pass a run directory written by co-ssl-train"
+        raise UserError(f"{path} is not a co-ssl checkpoint: the folder has no {contract.META_FILE}; {hint}")
+    else:
+        encoder = _load_file(path, name, format, arch, branch)
+    if norm is not None:
+        _set_normalization(encoder, *norm)
+        encoder.source = dataclasses.replace(encoder.source, normalization=encoder.normalization(),
+                                             notes=encoder.source.notes + ("normalization set by the caller",))
+    return encoder.eval()
+
+
+def _load_run(run_dir: Path, name: str | None, arch: str | None, branch: str | None) -> Encoder:
     encoder, meta, digest = contract.load_run_encoder(run_dir)
+    if arch is not None and arch != encoder.arch:
+        raise UserError(f"{run_dir} records its architecture ({encoder.arch}); "
+                        "--arch only applies to third-party files")
+    if branch is not None:
+        raise UserError(f"{run_dir} holds a single encoder; --branch only applies to multi-network checkpoints")
     notes = ("meta.json describes an earlier save than encoder.safetensors (interrupted write)",) \
         if meta.get("stale_meta") else ()
     encoder.source = ModelSource(
         path=str(run_dir), format=contract.FORMAT, content_hash=digest, name=name or run_dir.name,
         arch=encoder.arch, arch_kwargs=encoder.arch_kwargs, method=meta.get("method"),
         dataset=(meta.get("dataset") or {}).get("name"), input_size=meta.get("input_size"),
-        epoch=meta.get("epoch"), notes=notes, meta=meta)
+        epoch=meta.get("epoch"), notes=notes, meta=meta, normalization=encoder.normalization())
     return encoder
+
+
+def _load_file(path: Path, name: str | None, format: str | None, arch: str | None, branch: str | None) -> Encoder:
+    from coanalysis.formats import detect, get_format
+    from coanalysis.formats.arch import infer_arch
+    from coanalysis.formats.base import group_keys
+    from coanalysis.formats.reading import read_checkpoint
+
+    adapter = get_format(format) if format is not None else None
+    ckpt = read_checkpoint(path)
+    adapter = adapter or detect(ckpt)
+    if branch is not None and branch not in adapter.branches:
+        choices = f"choose one of: {', '.join(adapter.branches)}" if adapter.branches else "it has a single network"
+        raise UserError(f"format {adapter.name} has no branch {branch!r}; {choices}")
+    backbone = adapter.extract(ckpt, branch)
+    where = f"{path.name}: {backbone.where}"
+    if not backbone.tensors:
+        raise UserError(f"{path}: no ResNet weights found as format {adapter.name} ({adapter.layout}); "
+                        "check --format, or leave it out to detect the layout")
+    inferred, arch_kwargs = infer_arch(backbone.tensors, where)
+    if arch is not None and arch not in ARCHS:
+        raise UserError(f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHS)}")
+    notes = list(backbone.notes)
+    if backbone.arch is not None and backbone.arch != inferred and arch is None:
+        notes.append(f"the file names architecture {backbone.arch!r}; its weights are {inferred}")
+    mean, std = backbone.normalization
+    encoder = build_encoder(arch or inferred, arch_kwargs, mean=mean, std=std)
+    adjustments = {}
+    if backbone.conv1_padding is not None:
+        encoder.backbone.conv1.padding = (backbone.conv1_padding, backbone.conv1_padding)
+        adjustments["conv1_padding"] = backbone.conv1_padding
+    notes += _load_trunk(encoder, backbone.tensors, where)
+    if backbone.dropped:
+        line = f"dropped {len(backbone.dropped)} keys that are not the trunk: {group_keys(backbone.dropped)}"
+        notes.insert(0, line)
+        logger.info("%s: %s", path.name, line)
+    if ckpt.stand_ins:
+        notes.append(f"metadata read as inert records: {', '.join(sorted(ckpt.stand_ins))}")
+    info = backbone.info
+    encoder.source = ModelSource(
+        path=str(path), format=adapter.name, content_hash=ckpt.sha256, name=name or path.name.split(".")[0],
+        arch=encoder.arch, arch_kwargs=encoder.arch_kwargs, method=_str(info.get("method")),
+        dataset=_str(info.get("dataset")), input_size=_int(info.get("input_size")), epoch=_int(info.get("epoch")),
+        notes=tuple(notes), branch=backbone.branch, normalization=encoder.normalization(), adjustments=adjustments,
+        dropped=tuple(backbone.dropped))
+    return encoder
+
+
+def _load_trunk(encoder: Encoder, tensors: dict[str, torch.Tensor], where: str) -> list[str]:
+    """Load `tensors` into `encoder.backbone` exactly; returns notes. Every mismatch is a UserError.
+
+    Only BatchNorm's `num_batches_tracked` counters may be absent (old torchvision files lack
+    them; eval mode never reads them): they are set to 0.
+    """
+    expected = encoder.backbone.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    counters = [k for k in missing if k.endswith("num_batches_tracked")]
+    missing = [k for k in missing if k not in counters]
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing:
+        raise UserError(f"{where}: the {encoder.arch} trunk lacks {len(missing)} weights "
+                        f"({', '.join(missing[:3])}); the checkpoint is incomplete or not this architecture")
+    if unexpected:
+        raise UserError(f"{where}: {len(unexpected)} trunk keys do not belong to {encoder.arch} "
+                        f"({', '.join(unexpected[:3])}); is it a ResNet variant co-ssl cannot build?")
+    wrong = [k for k in expected if k in tensors and tuple(tensors[k].shape) != tuple(expected[k].shape)]
+    if wrong:
+        k = wrong[0]
+        raise UserError(f"{where}: {k} has shape {tuple(tensors[k].shape)}, {encoder.arch} "
+                        f"{encoder.arch_kwargs} expects {tuple(expected[k].shape)}; check --arch")
+    full = {k: tensors[k].detach().to(expected[k].dtype) if k in tensors else torch.zeros_like(expected[k])
+            for k in expected}
+    encoder.backbone.load_state_dict(full, strict=True)
+    return [f"{len(counters)} BatchNorm num_batches_tracked counters absent (set to 0)"] if counters else []
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+

@@ -4,7 +4,8 @@
 subset size). For each model the pipeline
 1. loads the encoder and records `<out>/<model>/model.json`;
 2. reuses the saved probe when it was fitted on the same checkpoint, data and protocol, or fits it
-   on cached training features and saves it with its `probe.json` result;
+   on cached training features and saves it with its `probe.json` result, whose cells also hold
+   the kNN readout (PROTOCOLS.md section 2) of each evaluation subset;
 3. runs each requested analysis, skipping the cells already stored and writing each new cell
    atomically as soon as it is done.
 """
@@ -21,7 +22,8 @@ from typing import Any
 from coanalysis.analyses import ANALYSES, Analysis
 from coanalysis.context import EvalContext
 from coanalysis.environment import environment, resolve_device
-from coanalysis.features import EvalData, FeatureCache, extract_features, resolve_precision
+from coanalysis.features import EvalData, FeatureCache, Features, extract_features, resolve_precision
+from coanalysis.knn import KNNProtocol, knn_accuracy
 from coanalysis.loading import (ENCODER_FILE, META_FILE, STATE_FILE, AnyDataset, Encoder, UserError, get_spec,
                                load_dataset, load_encoder)
 from coanalysis.probe import LinearProbe, ProbeProtocol, fit_probe, load_probe, probe_accuracy, save_probe
@@ -47,6 +49,9 @@ class Session:
     progress: bool = True
     overwrite: bool = False
     cache_dir: Path | None = None
+    load_options: dict = field(default_factory=dict)  # model name -> load_encoder keywords (format, arch, branch)
+    normalization: Any = None  # (mean, std) replacing every checkpoint's own; None keeps them
+    knn: KNNProtocol | None = field(default_factory=KNNProtocol)  # None: no kNN readout
     _datasets: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -85,7 +90,13 @@ def model_names(ckpts: list[str], names: list[str] | None) -> list[str]:
 
 def open_model(session: Session, ckpt: str, name: str) -> Encoder:
     """Load a checkpoint onto the session's device and record its identity in the results folder."""
-    encoder = load_encoder(ckpt, name=name).to(session.device).eval()
+    encoder = load_encoder(ckpt, name=name, normalization=session.normalization,
+                           **session.load_options.get(name, {})).to(session.device).eval()
+    source = encoder.source
+    session.log(f"{name}: {source.format} checkpoint, {source.arch}"
+                + (f" ({source.branch})" if source.branch else "") + f", sha256 {source.content_hash[:12]}")
+    for note in source.notes:
+        session.log(f"{name}: {note}")
     session.store.save_model({**encoder.source.to_json(),
                               "parameters": sum(p.numel() for p in encoder.parameters()),
                               "num_features": encoder.num_features, "receptive_field": encoder.receptive_field(),
@@ -118,46 +129,66 @@ def eval_data(session: Session, encoder: Encoder) -> EvalData:
 def ensure_probe(session: Session, encoder: Encoder, test: EvalData,
                  protocol: ProbeProtocol | None = None) -> tuple[LinearProbe, dict[str, Any], float]:
     """(probe, its fit identity, its accuracy on `test`): reused when the saved probe was fitted on
-    this checkpoint with the same data and protocol, else fitted on cached features and saved."""
+    this checkpoint, loaded the same way, with the same data and protocol; else fitted on cached
+    features and saved. The kNN readout of `test` (`session.knn`) is stored in the same cell and
+    recomputed alone when its protocol changes."""
     protocol = protocol or ProbeProtocol(n_train=session.n_train)
     name, size = _dataset_for(session, encoder)
     train = EvalData.from_dataset(load_split(session, name, get_spec(name).train_split, size), session.n_train,
                                   session.seed)
     source = encoder.source
     folder = session.store.root / source.name
-    identity = normalized({**protocol.to_json(), "train_data": train.describe()})
+    identity = normalized({**protocol.to_json(), "train_data": train.describe(), "encoder": source.loading()})
     stored = session.store.load(source.name, "probe")
     if stored is not None and stored.model.get("content_hash") != source.content_hash and not session.overwrite:
         raise UserError(f"{folder} holds results of another checkpoint named {source.name}; "
                         "use another --out or --name, or pass --overwrite")
-    probe = load_probe(folder) if stored is not None and stored.protocol == identity \
-        and stored.model.get("content_hash") == source.content_hash else None
+    same = stored is not None and stored.protocol == identity \
+        and stored.model.get("content_hash") == source.content_hash
+    probe = load_probe(folder) if same else None
+    reusable = probe is not None  # a damaged probe.safetensors is refitted and saved again
+    cache: dict[str, Features] = {}
+
+    def features(data: EvalData) -> Features:  # each split extracted (or read from the cache) once
+        which = repr(sorted(data.describe().items()))
+        if which not in cache:
+            cache[which] = extract_features(encoder, data, device=session.device, batch_size=session.batch_size,
+                                            precision=session.precision, cache=session.cache,
+                                            progress=session.progress, workers=session.workers)
+        return cache[which]
+
     t0 = time.perf_counter()
     if probe is not None:
         cells, report, wall = dict(stored.cells), stored.summary, stored.wall_time_s
     else:
         session.log(f"{source.name}: fitting the linear probe on {len(train)} {name} {train.info.split} images")
-        feats = extract_features(encoder, train, device=session.device, batch_size=session.batch_size,
-                                 precision=session.precision, cache=session.cache, progress=session.progress,
-                                 workers=session.workers)
-        probe, report = fit_probe(feats, train.info.num_classes, protocol, device=session.device)
+        probe, report = fit_probe(features(train), train.info.num_classes, protocol, device=session.device)
         cells, wall = {}, 0.0
     key = f"{test.info.split}:n={len(test)}:seed={test.seed}"
-    new_cell = key not in cells
-    if new_cell:
-        feats = extract_features(encoder, test, device=session.device, batch_size=session.batch_size,
-                                 precision=session.precision, cache=session.cache, progress=session.progress,
-                                 workers=session.workers)
-        cells[key] = {"accuracy": probe_accuracy(probe, feats), "n": int((feats.labels >= 0).sum()),
-                      "data": test.describe()}
+    cell = dict(cells.get(key, {}))
+    knn_protocol = normalized(session.knn.to_json()) if session.knn is not None else None
+    changed = False
+    if "accuracy" not in cell:
+        test_feats = features(test)
+        cell.update(accuracy=probe_accuracy(probe, test_feats), n=int((test_feats.labels >= 0).sum()),
+                    data=test.describe())
+        changed = True
+    if knn_protocol is not None and cell.get("knn_protocol") != knn_protocol:
+        t_knn = time.perf_counter()
+        cell["knn"] = knn_accuracy(features(train), features(test), train.info.num_classes, session.knn,
+                                   device=session.device)
+        cell["knn_protocol"] = knn_protocol
+        cell["knn_seconds"] = round(time.perf_counter() - t_knn, 3)
+        changed = True
+    cells[key] = cell
     result = Result(analysis="probe", model=source.to_json(), protocol=identity, cells=cells,
                     environment=session.env, wall_time_s=round(wall + time.perf_counter() - t0, 3), complete=True,
                     expected_cells=len(cells), summary=report)
-    if stored is None or stored.protocol != identity or stored.model.get("content_hash") != source.content_hash:
+    if not reusable:
         save_probe(folder, probe, result.to_json())
-    elif new_cell:
+    elif changed:
         session.store.save(result)
-    return probe.to(session.device).eval(), identity, cells[key]["accuracy"]
+    return probe.to(session.device).eval(), identity, cell["accuracy"]
 
 
 def make_context(session: Session, encoder: Encoder) -> EvalContext:

@@ -3,11 +3,13 @@
 Each module has `HELP` (one line), `EXAMPLES`, `add_arguments(parser)` and `run(args)`.
 """
 
-from coanalysis.commands import demo, probe, report, robustness
+from coanalysis.commands import compare, demo, inspect, probe, report, robustness
 
 COMMANDS = {
     "demo": demo,
     "probe": probe,
+    "compare": compare,
+    "inspect": inspect,
     "robustness": robustness,
     "report": report,
 }

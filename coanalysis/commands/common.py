@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from coanalysis.pipeline import Session
+from coanalysis.pipeline import Session, model_names
 
 DEFAULT_OUT = "reports/results"
 
@@ -13,9 +13,59 @@ DEFAULT_OUT = "reports/results"
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("models")
     g.add_argument("--ckpt", action="append", required=True, metavar="PATH",
-                   help="checkpoint: a co-ssl run directory (repeat to compare several models)")
+                   help="checkpoint: a co-ssl run directory or a ResNet checkpoint file (torchvision, timm, "
+                        "solo-learn, lightly, mmselfsup, VISSL, DINO, MoCo, SwAV, PyContrast; .pth/.pt/.ckpt/.tar/"
+                        ".safetensors); repeat to compare several models")
     g.add_argument("--name", action="append", metavar="NAME",
                    help="display name of the matching --ckpt (default: run or file name)")
+    add_loading_args(g)
+
+
+def add_loading_args(g: argparse._ArgumentGroup) -> None:
+    from coanalysis.formats import FORMATS
+
+    g.add_argument("--format", action="append", metavar="NAME",
+                   help=f"force the checkpoint format instead of detecting it from the keys: {', '.join(FORMATS)} "
+                        "(once for all --ckpt, or once per --ckpt)")
+    g.add_argument("--arch", action="append", metavar="NAME",
+                   help="architecture instead of the one read from the weight shapes (once, or once per --ckpt)")
+    g.add_argument("--branch", action="append", metavar="NAME",
+                   help="which network of a multi-network checkpoint: DINO teacher (default) or student; timm and "
+                        "PyContrast model (default) or ema (once, or once per --ckpt)")
+    g.add_argument("--mean", metavar="R,G,B", help="input mean replacing the checkpoint's (default: ImageNet "
+                   "statistics for third-party ResNets, the recorded ones for co-ssl runs); inputs stay in [0, 1]")
+    g.add_argument("--std", metavar="R,G,B", help="input std replacing the checkpoint's (with --mean)")
+
+
+def _triple(text: str, flag: str) -> list[float]:
+    from coanalysis.loading import UserError
+
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 3:
+        raise UserError(f"{flag} takes three comma-separated numbers (R,G,B), got {text!r}")
+    return values
+
+
+def loading_from_args(args: argparse.Namespace) -> tuple[list[dict], tuple[list[float], list[float]] | None]:
+    """(load_encoder keywords for each --ckpt, the --mean/--std normalization or None)."""
+    from coanalysis.loading import UserError
+
+    per_ckpt: list[dict] = [{} for _ in args.ckpt]
+    for flag in ("format", "arch", "branch"):
+        values = getattr(args, flag) or []
+        if len(values) not in (0, 1, len(args.ckpt)):
+            raise UserError(f"{len(values)} --{flag} values for {len(args.ckpt)} --ckpt; give one for all, "
+                            "or one per checkpoint")
+        for i, options in enumerate(per_ckpt):
+            if values:
+                options[flag] = values[0] if len(values) == 1 else values[i]
+    if (args.mean is None) != (args.std is None):
+        raise UserError("--mean and --std go together; give both")
+    normalization = (_triple(args.mean, "--mean"), _triple(args.std, "--std")) if args.mean is not None else None
+    return per_ckpt, normalization
 
 
 def add_data_args(parser: argparse.ArgumentParser) -> None:
@@ -51,8 +101,10 @@ def session_from_args(args: argparse.Namespace) -> Session:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.n_train is not None and args.n_train < 1:
         raise UserError(f"--n-train must be at least 1, got {args.n_train}")
+    per_ckpt, normalization = loading_from_args(args)
     return Session(out=Path(args.out), dataset=args.dataset, data_root=args.data_root, download=args.download,
                    image_size=args.image_size, n=args.n, n_train=args.n_train, seed=args.seed,
                    device_name=args.device, precision_name=args.precision, batch_size=args.batch_size,
                    workers=args.workers, progress=not args.no_progress, overwrite=args.overwrite,
-                   cache_dir=Path(args.cache_dir) if args.cache_dir else None)
+                   cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+                   load_options=dict(zip(model_names(args.ckpt, args.name), per_ckpt)), normalization=normalization)
