@@ -28,6 +28,13 @@ def new_figure(width: float = 5.0, height: float = 3.4):
     return fig, ax
 
 
+def new_panels(rows: int, cols: int, width: float, height: float, **kwargs):
+    """A figure with a `(rows, cols)` array of axes (always 2-D) in the report's style."""
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+    return plt.subplots(rows, cols, figsize=(width, height), dpi=150, constrained_layout=True, squeeze=False,
+                        **kwargs)
+
+
 def figure_bytes(fig, fmt: str = "png") -> bytes:
     """Render `fig` to PNG or PDF bytes and close it."""
     buf = io.BytesIO()
