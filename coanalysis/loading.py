@@ -19,14 +19,14 @@ from typing import Any
 from co_ssl_train import __version__ as package_version
 from co_ssl_train import checkpoint as contract
 from co_ssl_train.atomic import atomic_path, write_bytes_atomic, write_json_atomic, write_text_atomic
-from co_ssl_train.data import DATASETS, AnyDataset, ImageDataset, get_spec, iterate_batches, load_dataset
+from co_ssl_train.data import DATASETS, AnyDataset, DatasetInfo, ImageDataset, get_spec, iterate_batches, load_dataset
 from co_ssl_train.data.datasets import UNDECODABLE
 from co_ssl_train.errors import UserError
 from co_ssl_train.models import ARCHS, Encoder, build_encoder
 
 ENCODER_FILE, META_FILE, STATE_FILE = contract.ENCODER_FILE, contract.META_FILE, contract.STATE_FILE
 
-__all__ = ["ARCHS", "DATASETS", "ENCODER_FILE", "META_FILE", "STATE_FILE", "AnyDataset", "Encoder", "ImageDataset", "ModelSource", "UNDECODABLE",
+__all__ = ["ARCHS", "DATASETS", "ENCODER_FILE", "META_FILE", "STATE_FILE", "AnyDataset", "DatasetInfo", "Encoder", "ImageDataset", "ModelSource", "UNDECODABLE",
            "UserError", "atomic_path", "build_encoder", "get_spec", "iterate_batches", "load_dataset",
            "load_encoder", "package_version", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
 

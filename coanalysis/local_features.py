@@ -39,6 +39,15 @@ class LocalMaps:
         return self.maps.float().mean(dim=(2, 3))
 
 
+def resolve_layer(encoder, layer: str | None) -> str:
+    """`layer`, or the encoder's local layer when None; an unknown stage name is a UserError."""
+    layer = layer or encoder.local_layer
+    channels = getattr(getattr(encoder, "backbone", None), "channels", None)
+    if channels and layer not in channels:
+        raise UserError(f"unknown layer {layer!r}; choose one of: {', '.join(channels)}")
+    return layer
+
+
 def subset(data: EvalData, n: int | None) -> EvalData:
     """The first `n` images of `data`'s seeded permutation of its split (`data` itself when n covers it)."""
     if n is None or n >= len(data):
@@ -87,7 +96,7 @@ def extract_local_maps(encoder, data: EvalData, *, device: torch.device, batch_s
 
 def local_maps(ctx, n: int | None, layer: str | None = None) -> LocalMaps:
     """`extract_local_maps` for `ctx` (an `EvalContext`), kept in `ctx.extras` for the other cells."""
-    layer = layer or ctx.encoder.local_layer
+    layer = resolve_layer(ctx.encoder, layer)
     data = subset(ctx.data, n)
     key = ("local_maps", layer, len(data))
     if key not in ctx.extras:

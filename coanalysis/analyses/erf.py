@@ -36,6 +36,7 @@ import torch
 
 from coanalysis.features import autocast, to_input
 from coanalysis.loading import UserError
+from coanalysis.local_features import resolve_layer
 from coanalysis.sample_images import DEFAULT, ImageSet, load_images
 
 METHODS = ("gradient", "integrated-gradients", "smoothgrad")
@@ -290,8 +291,11 @@ def decode_image(data: str):
 
 def image_size_of(ctx, protocol: ERFProtocol) -> int:
     source = getattr(ctx.encoder, "source", None)
-    return protocol.image_size or (source.input_size if source is not None and source.input_size else None) \
-        or ctx.data.info.image_size
+    size = protocol.image_size or (source.input_size if source is not None else None) \
+        or (ctx.data.info.image_size if ctx.data is not None else None)
+    if not size:
+        raise UserError("the checkpoint does not record its input size; pass --image-size")
+    return size
 
 
 def erf_images(ctx, protocol: ERFProtocol) -> ImageSet:
@@ -327,7 +331,7 @@ def run_cell(ctx, protocol: ERFProtocol, key: str) -> dict[str, Any]:
     method, coord = parse_key(key)
     if method not in METHODS:
         raise UserError(f"unknown ERF method {method!r}; choose from: {', '.join(METHODS)}")
-    layer = protocol.layer or ctx.encoder.local_layer
+    layer = resolve_layer(ctx.encoder, protocol.layer)
     image_set = erf_images(ctx, protocol)
     images = image_set.images
     maps, index, map_size = erf_maps(ctx.encoder, images, coord, method, protocol, device=ctx.device,

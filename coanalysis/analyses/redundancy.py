@@ -6,8 +6,9 @@ On the local maps `L` `(N, C, h, w)` of N evaluation images (a seeded subset, se
 - cell `pairs`: for P random image pairs (i, j), i != j, `g_ij = cos(G_i, G_j)` and
   `l_ij = mean over S sampled position pairs of cos(L_i^p, L_j^p')`; positions are `aligned`
   (p' = p) or `random` (p and p' drawn independently). The Pearson r between g and l over pairs,
-  with a percentile-bootstrap 95% CI that resamples pairs, and a seeded subsample of the (g, l)
-  points for the scatter;
+  with a percentile-bootstrap 95% CI that resamples images (pairs that share an image are not
+  independent; each pair is weighted by its two images' multiplicities), and a seeded subsample
+  of the (g, l) points for the scatter;
 - cell `similarity`: per image, the intra-image local similarity `mean over p != q of
   cos(L^p, L^q)` and the local-to-own-global similarity `mean over p of cos(L^p, G)`; their
   mean, std, bootstrap 95% CI of the mean (resampling images) and quantiles;
@@ -64,7 +65,8 @@ class RedundancyProtocol:
             raise UserError("redundancy needs at least 2 images")
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "ci": "95%, percentile bootstrap (pairs resampled for r, images for similarities)",
+        return {**asdict(self), "ci": "95%, percentile bootstrap resampling images (for r: pairs weighted by the "
+                                      "product of their images' multiplicities)",
                 "centre_index": "floor(0.5 * (h - 1) + 0.5)", "zero_vectors": "cosine 0",
                 "position_sampling": "with replacement, one seeded stream for all pairs"}
 
@@ -87,20 +89,36 @@ def pearson(x: torch.Tensor, y: torch.Tensor) -> float | None:
     return None if denom == 0 else float((x * y).sum() / denom)
 
 
-def bootstrap_pearson(x: torch.Tensor, y: torch.Tensor, resamples: int, seed: int) -> tuple[float, float] | None:
-    """Percentile-bootstrap 95% CI of Pearson r, resampling the (x, y) pairs with replacement."""
+def bootstrap_pearson(x: torch.Tensor, y: torch.Tensor, resamples: int, seed: int,
+                      pairs: tuple[torch.Tensor, torch.Tensor] | None = None,
+                      n_images: int | None = None) -> tuple[float, float] | None:
+    """Percentile-bootstrap 95% CI of Pearson r between `x` and `y` `(P,)`.
+
+    Without `pairs` the (x, y) points are resampled with replacement. With `pairs` (the image
+    indices i, j `(P,)` of each point, among `n_images`) the images are resampled instead and each
+    pair is weighted by the product of its two images' multiplicities: pairs sharing an image are
+    not independent, and resampling pairs would give too narrow an interval.
+    """
     g = torch.Generator().manual_seed(seed)
     x, y = x.double(), y.double()
     n = len(x)
     rs = []
     step = max(1, CHUNK_ELEMENTS // (8 * n))
     for start in range(0, resamples, step):
-        idx = torch.randint(n, (min(step, resamples - start), n), generator=g)
-        xs, ys = x[idx], y[idx]
-        xs = xs - xs.mean(1, keepdim=True)
-        ys = ys - ys.mean(1, keepdim=True)
-        denom = (xs.pow(2).sum(1) * ys.pow(2).sum(1)).sqrt()
-        rs.append((xs * ys).sum(1) / denom)
+        b = min(step, resamples - start)
+        if pairs is None:
+            w = torch.zeros(b, n, dtype=torch.float64)
+            w.scatter_add_(1, torch.randint(n, (b, n), generator=g), torch.ones(b, n, dtype=torch.float64))
+        else:
+            counts = torch.zeros(b, n_images, dtype=torch.float64)
+            counts.scatter_add_(1, torch.randint(n_images, (b, n_images), generator=g),
+                                torch.ones(b, n_images, dtype=torch.float64))
+            w = counts[:, pairs[0]] * counts[:, pairs[1]]
+        total = w.sum(1, keepdim=True)
+        mx = (w * x).sum(1, keepdim=True) / total
+        my = (w * y).sum(1, keepdim=True) / total
+        dx, dy = x - mx, y - my
+        rs.append((w * dx * dy).sum(1) / ((w * dx * dx).sum(1) * (w * dy * dy).sum(1)).sqrt())
     r = torch.cat(rs)
     r = r[torch.isfinite(r)]
     if len(r) == 0:
@@ -192,7 +210,8 @@ def _pairs(lm: LocalMaps, protocol: RedundancyProtocol) -> dict[str, Any]:
     q = p if protocol.positions == "aligned" else torch.randint(k, p.shape, generator=g)
     gs, ls = pair_similarities(units, lm.global_features, i, j, p, q)
     r = pearson(gs, ls)
-    ci = bootstrap_pearson(gs, ls, protocol.bootstrap, protocol.seed + 1) if r is not None else None
+    ci = bootstrap_pearson(gs, ls, protocol.bootstrap, protocol.seed + 1, pairs=(i, j), n_images=n) \
+        if r is not None else None
     keep = torch.randperm(len(gs), generator=g)[:protocol.scatter_points]
     return {"pearson_r": r, "ci95": list(ci) if ci else None, "n_pairs": len(gs), "n_images": n,
             "map_size": list(lm.maps.shape[2:]), "layer": lm.layer,

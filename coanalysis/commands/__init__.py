@@ -3,11 +3,14 @@
 Each module has `HELP` (one line), `EXAMPLES`, `add_arguments(parser)` and `run(args)`.
 """
 
-from coanalysis.commands import demo, probe, report, robustness
+from coanalysis.commands import bagssl, demo, erf, probe, redundancy, report, robustness
 
 COMMANDS = {
     "demo": demo,
     "probe": probe,
     "robustness": robustness,
+    "redundancy": redundancy,
+    "erf": erf,
+    "bagssl": bagssl,
     "report": report,
 }

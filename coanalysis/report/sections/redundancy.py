@@ -67,7 +67,7 @@ def build(data: ReportData) -> Section | None:
                          "stands in for the global one.",
                    figures=[FigureBlock("redundancy_scatter", scatter_figure(results, data.colors),
                                         "Global vs local similarity of random image pairs; line: least-squares fit; "
-                                        "legend: Pearson r with its bootstrap 95% CI (pairs resampled).",
+                                        "legend: Pearson r with its bootstrap 95% CI (images resampled).",
                                         _takeaways(data, results)),
                             FigureBlock("redundancy_bars", bars_figure(results, data.colors),
                                         "Left: within-image similarities. Right: probe accuracy of the global vector "
