@@ -36,7 +36,7 @@ class LocalMaps:
     @property
     def global_features(self) -> torch.Tensor:
         """`G = mean over positions of L`, float32 `(N, C)`."""
-        return self.maps.float().mean(dim=(2, 3))
+        return self.maps.mean(dim=(2, 3), dtype=torch.float32)
 
 
 def resolve_layer(encoder, layer: str | None) -> str:

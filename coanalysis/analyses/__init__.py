@@ -36,8 +36,7 @@ def _redundancy_demo(preset: str) -> redundancy.RedundancyProtocol:
 
 
 def _erf_demo(preset: str) -> erf.ERFProtocol:
-    return erf.ERFProtocol(n_images=32, methods=("gradient", "integrated-gradients")) if preset == "cpu" \
-        else erf.ERFProtocol(n_images=64, methods=erf.METHODS)
+    return erf.ERFProtocol(n_images=64) if preset == "cpu" else erf.ERFProtocol(n_images=64, methods=erf.METHODS)
 
 
 def _bagssl_demo(preset: str) -> bagssl.BagSSLProtocol:

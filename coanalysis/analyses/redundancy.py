@@ -100,25 +100,21 @@ def bootstrap_pearson(x: torch.Tensor, y: torch.Tensor, resamples: int, seed: in
     not independent, and resampling pairs would give too narrow an interval.
     """
     g = torch.Generator().manual_seed(seed)
+    # weighted sums as one matrix product: W (b, P) @ [1, x, y, x^2, y^2, xy] (P, 6)
     x, y = x.double(), y.double()
+    moments = torch.stack([torch.ones_like(x), x, y, x * x, y * y, x * y], 1)
     n = len(x)
     rs = []
     step = max(1, CHUNK_ELEMENTS // (8 * n))
     for start in range(0, resamples, step):
         b = min(step, resamples - start)
         if pairs is None:
-            w = torch.zeros(b, n, dtype=torch.float64)
-            w.scatter_add_(1, torch.randint(n, (b, n), generator=g), torch.ones(b, n, dtype=torch.float64))
+            w = _counts(b, n, g, x.device)
         else:
-            counts = torch.zeros(b, n_images, dtype=torch.float64)
-            counts.scatter_add_(1, torch.randint(n_images, (b, n_images), generator=g),
-                                torch.ones(b, n_images, dtype=torch.float64))
+            counts = _counts(b, n_images, g, x.device)
             w = counts[:, pairs[0]] * counts[:, pairs[1]]
-        total = w.sum(1, keepdim=True)
-        mx = (w * x).sum(1, keepdim=True) / total
-        my = (w * y).sum(1, keepdim=True) / total
-        dx, dy = x - mx, y - my
-        rs.append((w * dx * dy).sum(1) / ((w * dx * dx).sum(1) * (w * dy * dy).sum(1)).sqrt())
+        sw, sx, sy, sxx, syy, sxy = (w @ moments).unbind(1)
+        rs.append((sw * sxy - sx * sy) / ((sw * sxx - sx * sx) * (sw * syy - sy * sy)).sqrt())
     r = torch.cat(rs)
     r = r[torch.isfinite(r)]
     if len(r) == 0:
@@ -126,12 +122,20 @@ def bootstrap_pearson(x: torch.Tensor, y: torch.Tensor, resamples: int, seed: in
     return float(torch.quantile(r, 0.025)), float(torch.quantile(r, 0.975))
 
 
+def _counts(resamples: int, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """`(resamples, n)` float64 multiplicities of n items drawn n times with replacement (drawn on the
+    CPU, so every device gets the same resamples)."""
+    idx = torch.randint(n, (resamples, n), generator=generator).to(device)
+    counts = torch.zeros(resamples, n, dtype=torch.float64, device=device)
+    return counts.scatter_add_(1, idx, torch.ones(resamples, n, dtype=torch.float64, device=device))
+
+
 def bootstrap_mean(values: torch.Tensor, resamples: int, seed: int) -> tuple[float, float]:
     """Percentile-bootstrap 95% CI of the mean of `values` `(N,)`."""
     g = torch.Generator().manual_seed(seed)
     values = values.double()
     step = max(1, CHUNK_ELEMENTS // (8 * len(values)))
-    means = [values[torch.randint(len(values), (min(step, resamples - s), len(values)), generator=g)].mean(1)
+    means = [_counts(min(step, resamples - s), len(values), g, values.device) @ values / len(values)
              for s in range(0, resamples, step)]
     m = torch.cat(means)
     return float(torch.quantile(m, 0.025)), float(torch.quantile(m, 0.975))
@@ -153,15 +157,16 @@ def pair_similarities(units: torch.Tensor, globals_: torch.Tensor, i: torch.Tens
     """
     gn = F.normalize(globals_.float(), dim=-1)
     g = (gn[i] * gn[j]).sum(-1)
-    s, c = p.shape[1], units.shape[2]
-    step = max(1, CHUNK_ELEMENTS // (s * c))
-    l = torch.empty(len(i))
-    for start in range(0, len(i), step):
+    n, k, c = units.shape
+    rows = units.reshape(n * k, c)
+    a = (i[:, None] * k + p).flatten()  # row of each sampled local vector
+    b = (j[:, None] * k + q).flatten()
+    dots = torch.empty(len(a), device=units.device)
+    step = max(1, CHUNK_ELEMENTS // c)
+    for start in range(0, len(a), step):
         sl = slice(start, start + step)
-        a = units[i[sl, None], p[sl]]  # (chunk, S, C)
-        b = units[j[sl, None], q[sl]]
-        l[sl] = (a * b).sum(-1).mean(-1)
-    return g, l
+        dots[sl] = torch.einsum("rc,rc->r", rows.index_select(0, a[sl]), rows.index_select(0, b[sl]))
+    return g, dots.view(p.shape).mean(-1)
 
 
 def within_image_similarities(units: torch.Tensor, globals_: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -181,7 +186,7 @@ def within_image_similarities(units: torch.Tensor, globals_: torch.Tensor) -> tu
 
 def summary(values: torch.Tensor, resamples: int, seed: int) -> dict[str, Any]:
     v = values.double()
-    qs = torch.quantile(v, torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95], dtype=torch.float64)).tolist()
+    qs = torch.quantile(v, torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95], dtype=torch.float64, device=v.device)).tolist()
     return {"mean": float(v.mean()), "std": float(v.std()) if len(v) > 1 else 0.0,
             "ci95": list(bootstrap_mean(v, resamples, seed)), "quantiles": dict(zip(("5", "25", "50", "75", "95"), qs)),
             "n": len(v)}
@@ -201,26 +206,33 @@ def _maps(ctx, protocol: RedundancyProtocol) -> LocalMaps:
     return lm
 
 
-def _pairs(lm: LocalMaps, protocol: RedundancyProtocol) -> dict[str, Any]:
-    units = unit_locals(lm.maps)
+def _on_device(lm: LocalMaps, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(unit local vectors `(N, K, C)`, global vectors `(N, C)`) float32 on `device`."""
+    maps = lm.maps.to(device)
+    return unit_locals(maps), maps.mean(dim=(2, 3), dtype=torch.float32)
+
+
+def _pairs(lm: LocalMaps, protocol: RedundancyProtocol, device: torch.device) -> dict[str, Any]:
+    units, glob = _on_device(lm, device)
     n, k = units.shape[:2]
-    g = torch.Generator().manual_seed(protocol.seed)
+    g = torch.Generator().manual_seed(protocol.seed)  # every draw on the CPU: the same pairs on any device
     i, j = sample_pairs(n, protocol.n_pairs, g)
     p = torch.randint(k, (protocol.n_pairs, protocol.samples_per_pair), generator=g)
     q = p if protocol.positions == "aligned" else torch.randint(k, p.shape, generator=g)
-    gs, ls = pair_similarities(units, lm.global_features, i, j, p, q)
+    i, j, p, q = (t.to(device) for t in (i, j, p, q))
+    gs, ls = pair_similarities(units, glob, i, j, p, q)
     r = pearson(gs, ls)
     ci = bootstrap_pearson(gs, ls, protocol.bootstrap, protocol.seed + 1, pairs=(i, j), n_images=n) \
         if r is not None else None
-    keep = torch.randperm(len(gs), generator=g)[:protocol.scatter_points]
+    keep = torch.randperm(len(gs), generator=g)[:protocol.scatter_points].to(device)
     return {"pearson_r": r, "ci95": list(ci) if ci else None, "n_pairs": len(gs), "n_images": n,
             "map_size": list(lm.maps.shape[2:]), "layer": lm.layer,
             "g_mean": float(gs.mean()), "g_std": float(gs.std()), "l_mean": float(ls.mean()), "l_std": float(ls.std()),
             "points": {"g": [round(v, 4) for v in gs[keep].tolist()], "l": [round(v, 4) for v in ls[keep].tolist()]}}
 
 
-def _similarity(lm: LocalMaps, protocol: RedundancyProtocol) -> dict[str, Any]:
-    intra, to_global = within_image_similarities(unit_locals(lm.maps), lm.global_features)
+def _similarity(lm: LocalMaps, protocol: RedundancyProtocol, device: torch.device) -> dict[str, Any]:
+    intra, to_global = within_image_similarities(*_on_device(lm, device))
     return {"intra_image": summary(intra, protocol.bootstrap, protocol.seed + 2) if intra is not None else None,
             "local_to_global": summary(to_global, protocol.bootstrap, protocol.seed + 3),
             "n_images": len(to_global), "map_size": list(lm.maps.shape[2:]), "layer": lm.layer,
@@ -259,9 +271,9 @@ def _part(ctx, lm: LocalMaps, protocol: RedundancyProtocol, which: str) -> dict[
 def run_cell(ctx, protocol: RedundancyProtocol, key: str) -> dict[str, Any]:
     lm = _maps(ctx, protocol)
     if key == "pairs":
-        return _pairs(lm, protocol)
+        return _pairs(lm, protocol, ctx.device)
     if key == "similarity":
-        return _similarity(lm, protocol)
+        return _similarity(lm, protocol, ctx.device)
     if key in ("part=centre", "part=random"):
         return _part(ctx, lm, protocol, key.split("=")[1])
     raise UserError(f"unknown redundancy cell {key!r}; cells are: {', '.join(CELLS)}")

@@ -165,14 +165,14 @@ def test_analysis_result_round_trips_and_renders(tiny_runs, tmp_path):
 
     session = Session(out=tmp_path / "res", progress=False, batch_size=16)
     encoder = open_model(session, str(tiny_runs["byol"]), "byol")
-    protocol = ERFProtocol(n_images=12, methods=("gradient", "smoothgrad"), coords=((0, 0), (0.5, 0.5)),
-                           smoothgrad_samples=4, show=2)
+    protocol = ERFProtocol(n_images=6, methods=("gradient", "smoothgrad"), coords=((0, 0), (0.5, 0.5)),
+                           smoothgrad_samples=2, show=2)
     ctx = image_context(session, encoder, protocol)
     result = run_analysis(session, ctx, ANALYSES["erf"], protocol)
-    assert result.complete and len(result.cells) == 4 and result.protocol["data"]["n"] == 12
+    assert result.complete and len(result.cells) == 4 and result.protocol["data"]["n"] == 6
     cell = result.cells["gradient@0.5,0.5"]
     assert cell["analytic_rf"] == 49 and cell["index"] == [2, 2] and cell["input_size"] == [32, 32]
-    assert cell["n_images"] == 12 and len(cell["examples"]) == 2
+    assert cell["n_images"] == 6 and len(cell["examples"]) == 2
     assert decode_map(cell["mean_map"]).shape == (32, 32) and decode_image(cell["examples"][0]["image"]).shape == \
         (32, 32, 3)
     for q in ("20", "50", "90"):
@@ -186,11 +186,11 @@ def test_analysis_result_round_trips_and_renders(tiny_runs, tmp_path):
         assert fig.axes
     # another coordinate adds a cell and keeps the others; the merged protocol crosses every method
     # with every coordinate, so the result is incomplete until smoothgrad is run there too
-    more = run_analysis(session, ctx, ANALYSES["erf"], ERFProtocol(n_images=12, coords=((0, 0.5),), show=2,
-                                                                    smoothgrad_samples=4))
+    more = run_analysis(session, ctx, ANALYSES["erf"], ERFProtocol(n_images=6, coords=((0, 0.5),), show=2,
+                                                                    smoothgrad_samples=2))
     assert set(more.cells) == set(result.cells) | {"gradient@0,0.5"}
     assert not more.complete and more.expected_cells == 6
     assert more.cells["gradient@0,0"] == result.cells["gradient@0,0"]
-    done = run_analysis(session, ctx, ANALYSES["erf"], ERFProtocol(n_images=12, coords=((0, 0.5),), show=2,
-                                                                    methods=("smoothgrad",), smoothgrad_samples=4))
+    done = run_analysis(session, ctx, ANALYSES["erf"], ERFProtocol(n_images=6, coords=((0, 0.5),), show=2,
+                                                                    methods=("smoothgrad",), smoothgrad_samples=2))
     assert done.complete and len(done.cells) == 6
