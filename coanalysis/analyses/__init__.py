@@ -40,7 +40,7 @@ def _erf_demo(preset: str) -> erf.ERFProtocol:
 
 
 def _bagssl_demo(preset: str) -> bagssl.BagSSLProtocol:
-    return bagssl.BagSSLProtocol(n_images=500) if preset == "cpu" else bagssl.BagSSLProtocol(n_images=10000)
+    return bagssl.BagSSLProtocol(n_images=256) if preset == "cpu" else bagssl.BagSSLProtocol(n_images=10000)
 
 
 ANALYSES: dict[str, Analysis] = {

@@ -86,6 +86,7 @@ class ERFProtocol:
                 "score": "sum_c ReLU(L[c, y, x]); map = |attribution| summed over colour channels",
                 "index": "floor(u * (h - 1) + 0.5), u along rows, v along columns",
                 "ig_baseline": "black image (0)", "average": "per-image maps normalized to unit mass, then averaged",
+                "smoothgrad_noise": "seeded by (seed, batch index): depends on the batch size",
                 "centre": "support of the first batch's plain gradient, else index * H / h (ours)"}
 
 

@@ -107,7 +107,8 @@ def erf_grid_figure(results: list[Result], colors: dict, method: str = "gradient
                 ax.set_title(f"(u, v) = ({coord[0]:g}, {coord[1]:g})", fontsize=9)
         _row_label(axes[i][0], r.model["name"], colors[r.model["name"]])
     fig.suptitle(f"Effective receptive fields on {name.split('/')[-1]}", fontsize=10)
-    fig.supxlabel(_footer(results, method, "dot: unit centre, dashed: 90%-mass square") if results else "",
+    fig.supxlabel(_footer(results, method, f"image {example + 1} of the set; dot: unit centre, dashed: its "
+                                            "90%-mass square") if results else "",
                   fontsize=7, color="0.3")
     return fig
 

@@ -76,7 +76,7 @@ def bars_figure(results: list[Result], colors: dict):
                    error_kw={"elinewidth": 1})
         centre, random = r.cells.get("part=centre", {}), r.cells.get("part=random", {})
         accs = [centre.get("global_accuracy"), centre.get("accuracy"), random.get("accuracy")]
-        errs = [0.0, 0.0, random.get("std") or 0.0]
+        errs = [np.nan, np.nan, random.get("std") or 0.0]  # only the random draws have a spread
         ax_acc.bar(np.arange(len(PARTS)) + (k - (len(results) - 1) / 2) * width,
                    [100 * a if a is not None else np.nan for a in accs], width, yerr=[100 * e for e in errs],
                    color=colors[name], label=name, capsize=3, error_kw={"elinewidth": 1})
