@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from coanalysis.features import EvalData, autocast, to_input
+from coanalysis.features import EvalData, FeatureCache, autocast, to_input
 from coanalysis.loading import Encoder
 from coanalysis.probe import LinearProbe
 
@@ -22,7 +22,7 @@ ImageTransform = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 @dataclass
 class EvalContext:
     encoder: Encoder  # on `device`, eval mode
-    probe: LinearProbe  # on `device`, eval mode
+    probe: LinearProbe | None  # on `device`, eval mode; None for analyses that need no probe (ERF)
     data: EvalData  # the evaluation subset
     device: torch.device
     precision: str  # "bf16" or "fp32"
@@ -31,6 +31,8 @@ class EvalContext:
     probe_identity: dict = field(default_factory=dict)  # how the probe was fitted (recorded in results)
     clean_accuracy: float | None = None  # probe accuracy on `data` from cached features
     extras: dict = field(default_factory=dict)  # per-run caches shared between cells
+    cache: FeatureCache | None = None  # on-disk feature cache (local maps); None: no caching
+    progress: bool = False  # show progress bars inside long cells
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -196,7 +196,7 @@ def make_context(session: Session, encoder: Encoder) -> EvalContext:
     probe, identity, accuracy = ensure_probe(session, encoder, test)
     return EvalContext(encoder=encoder, probe=probe, data=test, device=session.device, precision=session.precision,
                        batch_size=session.batch_size, workers=session.workers, probe_identity=identity,
-                       clean_accuracy=accuracy)
+                       clean_accuracy=accuracy, cache=session.cache, progress=session.progress)
 
 
 def _identity(protocol_json: dict[str, Any], analysis: Analysis) -> dict[str, Any]:

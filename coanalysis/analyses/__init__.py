@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from coanalysis.analyses import noise
+from coanalysis.analyses import bagssl, erf, noise, redundancy
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,27 @@ class Analysis:
     demo: Callable[[str], Any] | None = None
 
 
+def _redundancy_demo(preset: str) -> redundancy.RedundancyProtocol:
+    return redundancy.RedundancyProtocol(n_images=1000, n_pairs=10000) if preset == "cpu" \
+        else redundancy.RedundancyProtocol(n_images=10000, n_pairs=100000)
+
+
+def _erf_demo(preset: str) -> erf.ERFProtocol:
+    return erf.ERFProtocol(n_images=64) if preset == "cpu" else erf.ERFProtocol(n_images=64, methods=erf.METHODS)
+
+
+def _bagssl_demo(preset: str) -> bagssl.BagSSLProtocol:
+    return bagssl.BagSSLProtocol(n_images=256) if preset == "cpu" else bagssl.BagSSLProtocol(n_images=10000)
+
+
 ANALYSES: dict[str, Analysis] = {
     "noise": Analysis("noise", "Gaussian noise (PROTOCOLS 3)", noise.NoiseProtocol, noise.cells, noise.run_cell,
                       condition_fields=("sigmas",), demo=lambda preset: noise.NoiseProtocol()),
+    "redundancy": Analysis("redundancy", "Redundancy of local representations (PROTOCOLS 8)",
+                           redundancy.RedundancyProtocol, redundancy.cells, redundancy.run_cell,
+                           demo=_redundancy_demo),
+    "erf": Analysis("erf", "Effective receptive fields (PROTOCOLS 9)", erf.ERFProtocol, erf.cells, erf.run_cell,
+                    condition_fields=("coords", "methods"), demo=_erf_demo),
+    "bagssl": Analysis("bagssl", "Whole versus bag of parts (PROTOCOLS 10)", bagssl.BagSSLProtocol, bagssl.cells,
+                       bagssl.run_cell, condition_fields=("patch_sizes",), demo=_bagssl_demo),
 }

@@ -3,7 +3,7 @@
 Each module has `HELP` (one line), `EXAMPLES`, `add_arguments(parser)` and `run(args)`.
 """
 
-from coanalysis.commands import compare, demo, inspect, probe, report, robustness
+from coanalysis.commands import bagssl, compare, demo, erf, inspect, probe, redundancy, report, robustness
 
 COMMANDS = {
     "demo": demo,
@@ -11,5 +11,8 @@ COMMANDS = {
     "compare": compare,
     "inspect": inspect,
     "robustness": robustness,
+    "redundancy": redundancy,
+    "erf": erf,
+    "bagssl": bagssl,
     "report": report,
 }

@@ -218,6 +218,13 @@ def render_figure(fig, formats: Sequence[str] = ("png", "pdf")) -> dict[str, byt
     return out
 
 
+def new_panels(rows: int, cols: int, width: float, height: float, **kwargs):
+    """A figure with a `(rows, cols)` array of axes (always 2-D) in the report's style."""
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+    return plt.subplots(rows, cols, figsize=(width, height), dpi=150, constrained_layout=True, squeeze=False,
+                        **kwargs)
+
+
 def figure_bytes(fig, fmt: str = "png") -> bytes:
     """Render `fig` to PNG or PDF bytes and close it."""
     return render_figure(fig, (fmt,))[fmt]

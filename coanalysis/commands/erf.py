@@ -1,0 +1,114 @@
+"""`coanalysis erf`: effective receptive fields of local vectors (PROTOCOLS.md section 9).
+
+No dataset or probe is needed: the images are the photos shipped with scikit-image and foolbox,
+the user's files or folders, or (`--images eval`) the evaluation split of `--dataset`. Results go
+to `<out>/<model>/erf.json`, one (method, coordinate) cell at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from coanalysis.commands.common import add_data_args, add_model_args, add_run_args, session_from_args
+
+HELP = "effective receptive fields of local vectors, drawn over images, next to the analytic RF"
+EXAMPLES = """examples:
+  coanalysis erf --ckpt checkpoints/demo-byol --ckpt checkpoints/demo-co-byol --out reports/cmp
+  coanalysis erf --ckpt RUN --images photos/ cat.jpg --coords 0,0 0.5,0.5 --methods gradient,smoothgrad
+  coanalysis erf --ckpt RUN --images eval --dataset fashion-mnist --n-images 256
+"""
+
+
+def _coord(text: str) -> tuple[float, float]:
+    from coanalysis.loading import UserError
+
+    try:
+        u, v = (float(t) for t in text.split(","))
+    except ValueError:
+        raise UserError(f"a coordinate is u,v with numbers in [0, 1] (e.g. 0.5,0.5), got {text!r}") from None
+    return u, v
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from coanalysis.analyses.erf import METHODS
+
+    add_model_args(parser)
+    g = parser.add_argument_group("erf")
+    g.add_argument("--images", nargs="+", default=["default"], metavar="FILES_OR_DIR",
+                   help="image files or folders; 'default' = the photos shipped with scikit-image and foolbox; "
+                        "'eval' = the evaluation split of --dataset (default: default)")
+    g.add_argument("--coords", nargs="+", metavar="U,V", default=["0,0", "0,0.5", "0.5,0", "0.5,0.5"],
+                   help="normalized map coordinates of the units, row then column (default: 0,0 0,0.5 0.5,0 0.5,0.5)")
+    g.add_argument("--methods", default="gradient",
+                   help=f"comma-separated attribution methods: {', '.join(METHODS)} (default: gradient)")
+    g.add_argument("--n-images", type=int, default=64, metavar="N", help="images averaged (default: 64)")
+    g.add_argument("--layer", help="feature map whose units are analysed (default: the encoder's local layer)")
+    g.add_argument("--ig-steps", type=int, default=32, help="Integrated Gradients steps (default: 32)")
+    g.add_argument("--smoothgrad-samples", type=int, default=16, help="SmoothGrad noise samples (default: 16)")
+    g.add_argument("--smoothgrad-sigma", type=float, default=0.15,
+                   help="SmoothGrad noise std in pixel units, images in [0, 1] (default: 0.15)")
+    g.add_argument("--show", type=int, default=4, help="images whose own ERF maps are stored for figures (default: 4)")
+    g.add_argument("--erf-seed", type=int, default=0, help="seed of the SmoothGrad noise")
+    g.add_argument("--figures", metavar="DIR", help="also write the figures as PNG and PDF into DIR")
+    add_data_args(parser)
+    add_run_args(parser)
+
+
+def image_context(session, encoder, protocol):
+    """An `EvalContext` whose data are the protocol's images (no probe: the ERF needs none)."""
+    import torch
+
+    from coanalysis.analyses.erf import erf_images
+    from coanalysis.context import EvalContext
+    from coanalysis.features import EvalData
+    from coanalysis.loading import DatasetInfo, ImageDataset
+
+    ctx = EvalContext(encoder=encoder, probe=None, data=None, device=session.device, precision=session.precision,
+                      batch_size=session.batch_size, workers=session.workers, cache=session.cache,
+                      progress=session.progress)
+    images = erf_images(ctx, protocol)  # kept in ctx.extras for the cells
+    info = DatasetInfo(name="images", split="erf", num_classes=0, image_size=int(images.images.shape[-1]),
+                       source=", ".join(protocol.images), notes=images.describe()["preprocessing"])
+    ctx.data = EvalData.from_dataset(ImageDataset(images.images, torch.full((len(images.names),), -1), (), info))
+    return ctx
+
+
+def run(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from coanalysis.analyses import ANALYSES
+    from coanalysis.analyses.erf import EVAL, ERFProtocol
+    from coanalysis.local_features import resolve_layer
+    from coanalysis.pipeline import make_context, model_names, open_model, run_analysis
+    from coanalysis.report.export import export_section
+    from coanalysis.report.sections import erf
+
+    protocol = ERFProtocol(coords=tuple(_coord(c) for c in args.coords),
+                           methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
+                           images=tuple(args.images), n_images=args.n_images, image_size=args.image_size,
+                           layer=args.layer, ig_steps=args.ig_steps, smoothgrad_samples=args.smoothgrad_samples,
+                           smoothgrad_sigma=args.smoothgrad_sigma, show=args.show, seed=args.erf_seed)
+    session = session_from_args(args)
+    done = []
+    for ckpt, name in zip(args.ckpt, model_names(args.ckpt, args.name)):
+        encoder = open_model(session, ckpt, name)
+        resolve_layer(encoder, args.layer)
+        ctx = make_context(session, encoder) if protocol.images == (EVAL,) else \
+            image_context(session, encoder, protocol)
+        done.append((name, run_analysis(session, ctx, ANALYSES["erf"], protocol)))
+    for name, result in done:
+        cells = list(result.cells.values())
+        if cells and cells[0]["images"].get("skipped_files"):
+            print(f"note: skipped {len(cells[0]['images']['skipped_files'])} files that did not decode: "
+                  f"{', '.join(cells[0]['images']['skipped_files'])}")
+        for c in cells:
+            s = c["sizes"]
+            print(f"{name} {c['method']} ({c['coord'][0]:g}, {c['coord'][1]:g}): ERF 20/50/90% = "
+                  + "/".join("–" if s[q]["mean"] is None else f"{s[q]['mean']:.1f}" for q in ("20", "50", "90"))
+                  + f" px, analytic RF {c['analytic_rf'] if c['analytic_rf'] is not None else 'unknown'}"
+                  f" (n = {c['n_images']} images at {c['input_size'][0]} px)")
+    root = session.store.root
+    print(f"results in {root}; render them with: coanalysis report {root}")
+    if args.figures:
+        paths = export_section([root], erf.build, Path(args.figures))
+        print(f"{len(paths)} figure files in {args.figures}")
