@@ -131,7 +131,8 @@ class TrainConfig:
     device: str = opt("auto", "'auto' (cuda if present), 'cuda', 'cuda:1' or 'cpu'", "run")
     precision: str = opt("auto", "'bf16' autocast, 'fp32', or 'auto' (bf16 on GPU, fp32 on CPU)", "run",
                          choices=("auto", "bf16", "fp32"))
-    channels_last: bool = opt(True, "use channels_last memory format (faster convolutions)", "run")
+    channels_last: bool = opt(True, "use channels_last memory format (faster convolutions; on CPU skipped for "
+                              "--width below 8, where torch's channels_last strided 1x1 conv backward crashes)", "run")
     compile: bool = opt(False, "torch.compile the model (slow start, faster steps on GPU)", "run")
     save_every: int = opt(0, "also checkpoint every K steps (0: at the end of every epoch only)", "run")
     threads: int = opt(0, "CPU threads for torch (0: torch's default)", "run")

@@ -33,7 +33,11 @@ def knn_predict(bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Te
 
 def knn_accuracy(bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Tensor, query_labels: torch.Tensor,
                  k: int = 20, temperature: float = 0.07, num_classes: int | None = None) -> float:
-    """Fraction of queries whose kNN prediction equals their label."""
+    """Fraction of queries whose kNN prediction equals their label (images that did not decode,
+    label < 0, are left out)."""
+    keep_bank, keep_query = bank_labels >= 0, query_labels >= 0
+    bank, bank_labels = bank[keep_bank.to(bank.device)], bank_labels[keep_bank]
+    queries, query_labels = queries[keep_query.to(queries.device)], query_labels[keep_query]
     num_classes = num_classes or int(max(bank_labels.max(), query_labels.max())) + 1
     preds = knn_predict(bank, bank_labels.to(bank.device), queries.to(bank.device), k, temperature, num_classes)
     return float((preds == query_labels.to(preds.device)).float().mean())

@@ -165,6 +165,12 @@ def make_views(images: torch.Tensor, plan: ViewPlan, generator: torch.Generator,
     return views
 
 
+def use_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
+    """`--channels-last`, except on CPU with fewer than 8 channels in the first stage: there, torch's
+    channels_last backward of a strided 1x1 convolution corrupts memory (seen with torch 2.x)."""
+    return cfg.channels_last and (device.type == "cuda" or cfg.width >= 8)
+
+
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
@@ -283,7 +289,8 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> Path:
         if ctx.backend != "nccl":
             raise UserError("--sync-bn needs torchrun on GPUs (nccl); drop it for CPU or single-process runs")
         method = nn.SyncBatchNorm.convert_sync_batchnorm(method)
-    if cfg.channels_last:
+    channels_last = use_channels_last(cfg, device)
+    if channels_last:
         method = method.to(memory_format=torch.channels_last)
     precision = cfg.precision if cfg.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
     model: nn.Module = method
@@ -308,6 +315,9 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> Path:
     aug_gen = torch.Generator().manual_seed(cfg.seed + 1 + 1_000_003 * ctx.rank)
     step, created, history = 0, None, []
     if resuming:
+        if ctx.is_main:
+            for leftover in run_dir.glob(".*.tmp"):  # half-written files of a killed run
+                leftover.unlink(missing_ok=True)
         state = checkpoint.load_state(run_dir, map_location=device)
         method.load_state_dict(state["method"])
         optimizer.load_state_dict(state["optimizer"])
@@ -372,7 +382,7 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> Path:
         sums: dict[str, torch.Tensor] = {}
         t0, seen = time.perf_counter(), 0
         for images in epoch_batches(dataset, order, start, device, cfg.workers):
-            views = make_views(images, plan, aug_gen, cfg.channels_last)
+            views = make_views(images, plan, aug_gen, channels_last)
             loss, logs = training_step(
                 step_fn, method, optimizer, views, lr=float(lr_schedule[step]), weight_decay=float(wd_schedule[step]),
                 momentum=float(ema_schedule[step]) if spec.momentum else None,

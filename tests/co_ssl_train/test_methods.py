@@ -170,7 +170,7 @@ def test_bag_of_patches_is_the_mean_of_patch_embeddings():
     x = torch.rand(2, 3, 16, 16)
     patches = [x[:, :, i:i + 8, j:j + 8] for i in (0, 4, 8) for j in (0, 4, 8)]
     expected = torch.stack([enc.forward_global(p) for p in patches]).mean(0)
-    torch.testing.assert_close(bag_of_patches(enc, x, 8), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(bag_of_patches(enc, x, 8), expected, rtol=1e-4, atol=1e-5)  # batch-size fp noise
 
 
 # ---- schedules and EMA ---------------------------------------------------------------------------
