@@ -58,13 +58,3 @@ def per_position(head: nn.Module, local: torch.Tensor) -> torch.Tensor:
     b, c, h, w = local.shape
     out = head(local.permute(0, 2, 3, 1).reshape(b * h * w, c))
     return out.view(b, h * w, -1).transpose(0, 1)
-
-
-def reset_parameters(module: nn.Module) -> nn.Module:
-    """Re-draw the initial weights of every submodule that can (so a copied head starts independent)."""
-    for m in module.modules():
-        if m is not module and hasattr(m, "reset_parameters"):
-            m.reset_parameters()
-    if isinstance(module, DINOHead):
-        nn.init.trunc_normal_(module.prototypes, std=0.02)
-    return module
