@@ -324,7 +324,7 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> Path:
         streams = state["rng"]["augment"].cpu()
         streams = streams[None] if streams.ndim == 1 else streams
         if streams.shape[0] == ctx.world_size:
-            aug_gen.set_state(streams[ctx.rank].contiguous())
+            aug_gen.set_state(streams[ctx.rank].clone())  # a fresh tensor: set_state misreads row views
         elif ctx.is_main:
             print(f"resuming with {ctx.world_size} processes instead of {streams.shape[0]}: augmentation streams "
                   "are re-seeded, so the run is no longer bit-identical to an uninterrupted one")
