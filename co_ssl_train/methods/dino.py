@@ -9,7 +9,12 @@ cross-entropy averaged over every (teacher global view, student view other than 
 teacher sees the two global views, the student also the `--local-crops` small crops.
 
 CO-DINO: the local head's logits at every position of view a match the teacher's probabilities for
-view b (same centering and temperatures), averaged over positions and the two directions.
+view b (same centering and temperatures), averaged over positions and the two directions; with
+multi-crop, the local branch uses the two global views.
+
+Ours, where we differ from DINO's code: the head's MLP has BatchNorm between its layers (as the
+other heads here, for CNN backbones); the last layer is not frozen during the first epoch and
+gradients are not clipped.
 """
 
 from __future__ import annotations
