@@ -30,6 +30,7 @@ class ArchSpec:
     build: Callable[..., nn.Module]
     options: tuple[str, ...]
     description: str
+    family: str = "resnet"  # "resnet": torchvision's layout; "rf-resnet", "bagnet": our bounded-RF nets
 
 
 def _resnet(block: str, layers: Sequence[int], width_per_group: int = 64) -> Callable[..., ResNet]:
@@ -59,10 +60,12 @@ ARCHS: dict[str, ArchSpec] = {
                                  "torchvision wide_resnet101_2"),
     "rf_resnet18": ArchSpec(rf_resnet, ("stem", "width", "rf"),
                             f"ResNet-18 layout with a bounded receptive field: --rf {'/'.join(map(str, RF_OFFERED))} "
-                            "(any reachable odd value) or 0 for unbounded (ours: 3x3 convs turned 1x1 from the end)"),
-    "bagnet9": ArchSpec(_bagnet(9), ("width",), "BagNet-9 (Brendel & Bethge 2019), RF 9 px; 'same' padding (ours)"),
-    "bagnet17": ArchSpec(_bagnet(17), ("width",), "BagNet-17, RF 17 px; 'same' padding (ours)"),
-    "bagnet33": ArchSpec(_bagnet(33), ("width",), "BagNet-33, RF 33 px; 'same' padding (ours)"),
+                            "(any reachable odd value) or 0 for unbounded (ours: 3x3 convs turned 1x1 from the end)",
+                            family="rf-resnet"),
+    "bagnet9": ArchSpec(_bagnet(9), ("width",), "BagNet-9 (Brendel & Bethge 2019), RF 9 px; 'same' padding (ours)",
+                       family="bagnet"),
+    "bagnet17": ArchSpec(_bagnet(17), ("width",), "BagNet-17, RF 17 px; 'same' padding (ours)", family="bagnet"),
+    "bagnet33": ArchSpec(_bagnet(33), ("width",), "BagNet-33, RF 33 px; 'same' padding (ours)", family="bagnet"),
 }
 
 

@@ -118,3 +118,11 @@ def test_unknown_arch_and_option_are_user_errors():
     with pytest.raises(UserError, match="no option depth"):
         build_backbone("resnet18", depth=3)
     assert "resnet10" in ARCHS
+
+
+def test_families_name_the_torchvision_layouts():
+    """`family == "resnet"` marks exactly the entries whose weights have torchvision's ResNet layout."""
+    plain = {name for name, spec in ARCHS.items() if spec.family == "resnet"}
+    assert plain == {"resnet10", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wide_resnet50_2",
+                     "wide_resnet101_2"}
+    assert {spec.family for spec in ARCHS.values()} == {"resnet", "rf-resnet", "bagnet"}
