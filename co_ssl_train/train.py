@@ -408,7 +408,8 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> Path:
                                images_per_s=seen / max(time.perf_counter() - t0, 1e-9))
                 if epoch_end and knn_queries is not None and (step // steps_per_epoch) % cfg.knn_every == 0:
                     metrics[f"knn_top1_k{cfg.knn_k}"] = knn_monitor()  # every rank computes it: no one waits
-                    bar.write(f"epoch {step // steps_per_epoch}: kNN top-1 {metrics[f'knn_top1_k{cfg.knn_k}']:.4f}")
+                    if ctx.is_main:
+                        bar.write(f"epoch {step // steps_per_epoch}: kNN top-1 {metrics[f'knn_top1_k{cfg.knn_k}']:.4f}")
                 if epoch_end:
                     history.append(metrics)
                     if ctx.is_main:
