@@ -319,8 +319,13 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> Path:
             for leftover in run_dir.glob(".*.tmp"):  # half-written files of a killed run
                 leftover.unlink(missing_ok=True)
         state = checkpoint.load_state(run_dir, map_location=device)
-        method.load_state_dict(state["method"])
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            method.load_state_dict(state["method"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError):
+            raise UserError(f"{run_dir / checkpoint.STATE_FILE} does not fit this co-ssl-train's {cfg.method} "
+                            "(written by another version); its encoder still loads for analysis, but to train "
+                            "start a new --run-name") from None
         streams = state["rng"]["augment"].cpu()
         streams = streams[None] if streams.ndim == 1 else streams
         if streams.shape[0] == ctx.world_size:

@@ -197,3 +197,13 @@ def test_compiled_training_matches_eager(tmp_path, method):
             assert (a[k] - b[k]).norm() <= 0.05 * a[k].norm() + 1e-6, k
     la, lb = (json.loads((tmp_path / r / "meta.json").read_text())["metrics"]["loss"] for r in ("eager", "compiled"))
     assert la == pytest.approx(lb, abs=1e-4)
+
+
+def test_resuming_a_state_of_other_heads_is_a_user_error(tmp_path):
+    base = {**RESUME, "method": "byol", "out": str(tmp_path), "max_steps": 1}
+    run = train(TrainConfig(**base, run_name="r"))
+    state = torch.load(run / "state.pt", weights_only=True)
+    state["method"] = {k.replace("head.0.", "projector."): v for k, v in state["method"].items()}  # older layout
+    torch.save(state, run / "state.pt")
+    with pytest.raises(UserError, match="start a new --run-name"):
+        train(TrainConfig(**{**base, "max_steps": 2}, run_name="r", resume=True))
