@@ -5,9 +5,14 @@
   wrapper prefix, no heads. Loadable without co-ssl into a torchvision ResNet (strict=False, no fc).
 - `meta.json`: schema version, architecture and its options, method, the full resolved training
   config, normalization, dataset, input size, epoch/step, metrics, package and torch versions, git
-  commit (when there is one), and the sha256 of `encoder.safetensors`.
-- `state.pt`: the resume state (all networks, optimizer, step, RNG streams), tensors and plain
-  containers only, so `torch.load(weights_only=True)` reads it.
+  commit (when there is one), and the sha256 of `encoder.safetensors`. Written by the trainer
+  too: `receptive_field` (analytic, px), `local_branch` (the CO-SSL settings, or null),
+  `representation` (how to read the encoder: `global-average` of the final map, or BagSSL's
+  `bag-of-patches` readout), `views` (the augmentation plan), `distributed` (world size, backend,
+  per-rank weight fingerprints) and `exported` (which network the weights are: the online encoder).
+- `state.pt`: the resume state (all networks, optimizer, step, every rank's augmentation RNG
+  stream, the per-epoch history), tensors and plain containers only, so
+  `torch.load(weights_only=True)` reads it.
 
 Files are written state first, meta last; a kill between two writes leaves files that still load
 (`meta.json` may then describe the previous save, which `read_run` reports).

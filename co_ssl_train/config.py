@@ -30,51 +30,100 @@ class TrainConfig:
     split: str | None = opt(None, "split to train on (default: the dataset's training split)", "data")
     subset: int | None = opt(None, "train on a seeded subset of this many images of the split (quick runs)", "data")
     image_size: int | None = opt(None, "training crop size in px (default: the dataset's native size)", "data")
-    workers: int = opt(4, "DataLoader workers for folder datasets", "data")
+    workers: int = opt(4, "DataLoader workers for folder datasets (they decode there)", "data")
 
     # model
-    arch: str = opt("resnet18", "backbone (co-ssl-train archs lists them)", "model")
+    arch: str = opt("resnet18", "backbone (co-ssl-train archs lists them with their receptive fields)", "model")
     stem: str = opt("auto", "'imagenet' (7x7/2 + max-pool), 'cifar' (3x3/1, no pool) or 'auto' "
                     "(cifar for images of 64 px or less)", "model", choices=("auto", "imagenet", "cifar"))
     width: int = opt(64, "channels of the first stage (64 = torchvision); 16 gives a CPU-sized net", "model")
-    local_layer: str = opt("layer4", "stage whose map gives the local representations", "model",
-                           choices=("layer3", "layer4"))
+    rf: int = opt(0, "rf_resnet18 only: receptive field of the final map in px (29, 43, 59, 99, or any odd "
+                  "value the stem allows); 0 = unbounded", "model")
     normalization: str = opt("dataset", "input normalization stored in the encoder: 'dataset' (mean/std "
                              "of the training images), 'imagenet' or 'none'", "model",
                              choices=("dataset", "imagenet", "none"))
 
     # method
     method: str = opt("co-byol", "SSL method (co-ssl-train methods lists them)", "method")
-    proj_hidden: int = opt(4096, "projector/predictor hidden width (BYOL: 4096; 512-2048 on small data)", "method")
-    proj_dim: int = opt(256, "projection output dimension (BYOL: 256)", "method")
-    ema: float = opt(0.99, "base EMA momentum of the target network, raised to 1 by a cosine "
-                     "(BYOL: 0.996 on ImageNet, 0.99 on CIFAR)", "method")
+    proj_hidden: int = opt(4096, "projector/predictor hidden width (BYOL/MoCo v3: 4096; SimCLR, VICReg, DINO: "
+                           "2048; 512-2048 on small data)", "method")
+    proj_dim: int = opt(256, "projection output dimension (BYOL/MoCo v3: 256; DINO: bottleneck 256; "
+                        "VICReg: expander width, 2048-8192)", "method")
+    ema: float = opt(0.99, "base EMA momentum of the target network, raised by a cosine to --ema-end "
+                     "(BYOL: 0.996 on ImageNet, 0.99 on CIFAR; MoCo v3: 0.99; DINO: 0.996)", "method")
+    ema_end: float = opt(1.0, "final EMA momentum (BYOL and DINO: 1.0)", "method")
+    temperature: float = opt(0.2, "SimCLR / MoCo v3 temperature (0.2 on CIFAR; MoCo v3 ResNet-50 on ImageNet: "
+                             "1.0; SimCLR ImageNet: 0.1)", "method")
+    dino_prototypes: int = opt(4096, "DINO output dimension K (65536 on ImageNet; 4096 on CIFAR as "
+                               "solo-learn)", "method")
+    dino_teacher_temp: float = opt(0.07, "DINO teacher temperature after warmup (paper: 0.04-0.07)", "method")
+    dino_warmup_teacher_temp: float = opt(0.04, "DINO teacher temperature at step 0", "method")
+    dino_warmup_teacher_epochs: float = opt(30.0, "epochs of linear teacher-temperature warmup (DINO: 30)", "method")
+    dino_student_temp: float = opt(0.1, "DINO student temperature", "method")
+    dino_center_momentum: float = opt(0.9, "DINO center EMA momentum", "method")
+    vicreg_sim: float = opt(25.0, "VICReg / BagSSL invariance weight lambda", "method")
+    vicreg_var: float = opt(25.0, "VICReg / BagSSL variance weight mu", "method")
+    vicreg_cov: float = opt(1.0, "VICReg / BagSSL covariance weight nu", "method")
 
     # CO-SSL local branch
     local_weight: float = opt(0.5, "w_s, weight of the local loss (paper default 0.5)", "co-ssl")
     weight_form: str = opt("additive", "'additive': L_g + w_s L_l; 'convex': (1 - w_s) L_g + w_s L_l",
                            "co-ssl", choices=("additive", "convex"))
-    local_grid: int = opt(0, "n: local vectors are adaptively pooled to n x n (0 = the map size)", "co-ssl")
+    local_grid: int = opt(0, "n: local vectors are adaptively average-pooled to n x n (0 = the map size; "
+                          "fewer positions is cheaper)", "co-ssl")
+    local_layer: str = opt("layer4", "stage whose map the local branch aligns with the global embedding; the "
+                           "global branch always pools the final stage, and the exported encoder's local map is "
+                           "the final stage (layer3: the paper's intermediate-layer variant)", "co-ssl",
+                           choices=("layer3", "layer4"))
+    shared_heads: bool = opt(False, "one head for local and global embeddings (the paper's ablation) instead "
+                             "of separate local heads", "co-ssl")
+    mlp_after_pool: bool = opt(True, "heads after pooling (standard); --no-mlp-after-pool runs the heads at "
+                               "every position and pools their outputs (the paper's 'no MLP after pooling' "
+                               "ablation, our reading; implies shared heads)", "co-ssl")
 
     # augmentation
-    min_scale: float = opt(0.08, "c_min, smallest crop area fraction (0.08 ImageNet; larger keeps "
-                           "more of the whole in each view)", "augmentation")
+    min_scale: float = opt(0.08, "c_min, smallest crop area fraction of the global views (0.08 ImageNet; "
+                           "larger keeps more of the whole in each view)", "augmentation")
     blur: str = opt("auto", "Gaussian blur in the views: 'on', 'off' or 'auto' (off for 64 px and "
                     "less, as solo-learn's CIFAR recipes)", "augmentation", choices=("auto", "on", "off"))
+    local_crops: int | None = opt(None, "multi-crop: number of small crops per image (byol-mc, dino, co-dino; "
+                                  "default: 6 for byol-mc, 0 for DINO)", "augmentation")
+    local_crop_size: int = opt(0, "multi-crop crop side in px (0: 96/224 of the image side, e.g. 14 at 32 px)",
+                               "augmentation")
+    local_crop_scale_min: float = opt(0.05, "multi-crop smallest crop area fraction (DINO: 0.05)", "augmentation")
+    local_crop_scale_max: float = opt(0.4, "multi-crop largest crop area fraction (DINO: 0.4)", "augmentation")
+    patch_size: int = opt(0, "BagSSL patch side in px (0: half the image side)", "augmentation")
+    patches: int = opt(16, "BagSSL patches per image per step (ours: 16)", "augmentation")
 
     # optimization
     epochs: int = opt(100, "training epochs", "optimization")
-    batch_size: int = opt(256, "global batch size (split over ranks under torchrun)", "optimization")
+    batch_size: int = opt(256, "global batch size (split evenly over ranks under torchrun)", "optimization")
     optimizer: str = opt("lars", "'lars' (BYOL), 'sgd' or 'adamw'", "optimization",
                          choices=("lars", "sgd", "adamw"))
-    lr: float = opt(1.0, "base learning rate for a batch of 256, scaled linearly by batch/256 "
+    lr: float = opt(1.0, "base learning rate for a batch of 256, scaled linearly by the global batch / 256 "
                     "(LARS: 1.0 on CIFAR, 0.2-0.45 on ImageNet; AdamW: about 1e-3)", "optimization")
     weight_decay: float = opt(1e-5, "weight decay (LARS 1e-5 on CIFAR, 1.5e-6 on ImageNet)", "optimization")
+    weight_decay_end: float | None = opt(None, "final weight decay, reached by a cosine (DINO-style); "
+                                         "default: constant --weight-decay", "optimization")
     warmup_epochs: float = opt(10.0, "linear learning-rate warmup, in epochs (may be fractional)", "optimization")
     max_steps: int | None = opt(None, "stop after this many optimizer steps in total (for tests and "
                                 "time-boxed demos; the schedule still spans all epochs)", "optimization")
 
+    # distributed
+    sync_bn: bool = opt(False, "SyncBatchNorm across ranks under torchrun (GPU/nccl only)", "distributed")
+    dist_timeout: float = opt(300.0, "seconds a collective may wait for the other ranks before failing, "
+                              "so a dead rank stops the run instead of hanging it", "distributed")
+
+    # monitoring
+    knn_every: int = opt(0, "kNN accuracy on the held-out split every K epochs (0: never)", "monitoring")
+    knn_k: int = opt(20, "neighbours of the kNN monitor (cosine, weighted vote)", "monitoring")
+    knn_temperature: float = opt(0.07, "temperature of the kNN vote weights exp(cos / T)", "monitoring")
+    knn_bank: int = opt(10000, "training images in the kNN memory bank (seeded subset)", "monitoring")
+    knn_queries: int = opt(2000, "held-out images the kNN monitor classifies (seeded subset)", "monitoring")
+
     # run
+    recipe: str | None = opt(None, "start from a published recipe (co-ssl-train recipes lists them); "
+                             "flags given after it override its values", "run")
     out: str = opt("checkpoints", "folder that receives the run directory", "run")
     run_name: str | None = opt(None, "run directory name (default: <method>-<arch>-<dataset>)", "run")
     resume: bool = opt(False, "continue the run in <out>/<run-name> exactly where it stopped", "run")
@@ -82,7 +131,8 @@ class TrainConfig:
     device: str = opt("auto", "'auto' (cuda if present), 'cuda', 'cuda:1' or 'cpu'", "run")
     precision: str = opt("auto", "'bf16' autocast, 'fp32', or 'auto' (bf16 on GPU, fp32 on CPU)", "run",
                          choices=("auto", "bf16", "fp32"))
-    channels_last: bool = opt(True, "use channels_last memory format (faster convolutions)", "run")
+    channels_last: bool = opt(True, "use channels_last memory format (faster convolutions; on CPU skipped for "
+                              "--width below 8, where torch's channels_last strided 1x1 conv backward crashes)", "run")
     compile: bool = opt(False, "torch.compile the model (slow start, faster steps on GPU)", "run")
     save_every: int = opt(0, "also checkpoint every K steps (0: at the end of every epoch only)", "run")
     threads: int = opt(0, "CPU threads for torch (0: torch's default)", "run")

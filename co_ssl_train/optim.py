@@ -48,11 +48,15 @@ class LARS(torch.optim.Optimizer):
 
 
 def param_groups(modules: list[nn.Module]) -> list[dict]:
-    """Two groups: weights (decayed, LARS-adapted) and biases/norm parameters (neither)."""
-    decay, no_decay = [], []
+    """Two groups: weights (decayed, LARS-adapted) and biases/norm parameters (neither).
+
+    A parameter reached through several modules (a head shared by two branches) is listed once.
+    """
+    decay, no_decay, seen = [], [], set()
     for module in modules:
         for p in module.parameters():
-            if p.requires_grad:
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
                 (decay if p.ndim > 1 else no_decay).append(p)
     return [{"params": decay, "lars_adapt": True, "apply_wd": True},
             {"params": no_decay, "lars_adapt": False, "apply_wd": False}]

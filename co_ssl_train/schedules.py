@@ -22,7 +22,13 @@ def warmup_cosine(base: float, final: float, total_steps: int, warmup_steps: int
     return torch.cat([warm, cos])
 
 
-def ema_momentum(base: float, total_steps: int) -> torch.Tensor:
-    """BYOL's target momentum: `1 - (1 - base) (cos(pi k / K) + 1) / 2`, rising from base to 1."""
+def cosine(start: float, end: float, total_steps: int) -> torch.Tensor:
+    """`(total_steps,)` float64: a half cosine from `start` (step 0) towards `end` (DINO's weight-decay
+    schedule); constant when start == end."""
     k = torch.arange(total_steps, dtype=torch.float64)
-    return 1 - (1 - base) * (torch.cos(math.pi * k / max(total_steps, 1)) + 1) / 2
+    return end + 0.5 * (start - end) * (1 + torch.cos(math.pi * k / max(total_steps, 1)))
+
+
+def ema_momentum(base: float, total_steps: int, end: float = 1.0) -> torch.Tensor:
+    """BYOL's target momentum: `end - (end - base) (cos(pi k / K) + 1) / 2`, rising from base towards end."""
+    return cosine(base, end, total_steps)

@@ -1,14 +1,17 @@
-"""BYOL and CO-BYOL (PROTOCOLS.md section 1).
+"""BYOL, CO-BYOL and BYOL with multi-crop (PROTOCOLS.md section 1).
 
-BYOL: an online encoder + projector + predictor regresses the projection of a momentum (EMA)
-target encoder + projector on the other view. Loss per direction `2 - 2 cos(p_a, z_b)`,
-averaged over the two directions.
+BYOL (Grill et al. 2020): an online encoder + projector + predictor regresses the projection of a
+momentum (EMA) target encoder + projector on the other view. Loss per pair
+`2 - 2 cos(p_a, z_b)`, averaged over the two directions.
 
-CO-BYOL adds a local branch: the online local map (before pooling), adaptively pooled to
-`n x n`, goes through a local projector and local predictor (1x1-conv MLPs); each local prediction
-of view a regresses the target *global* projection of view b, averaged over the n^2 positions and
-the two directions. Total `L_global + w_s L_local` (additive) or `(1 - w_s) L_global + w_s L_local`
-(convex). The target keeps a momentum copy of the local projector, as the paper describes.
+Multi-crop (`byol-mc`, the baseline the CO-SSL reviewers asked for): the online network also sees
+`--local-crops` small crops; every online view regresses the target projection of each global
+view other than itself, averaged over those pairs (DINO's multi-crop pairing; ours for BYOL).
+
+CO-BYOL adds the local branch of `co.py`: local projector + predictor at every position of the
+n x n grid, each local prediction of view a regressing the target *global* projection of view b.
+The target keeps a momentum copy of the local projector, as the paper describes; the loss does
+not use it (the local loss targets are global projections).
 """
 
 from __future__ import annotations
@@ -20,91 +23,77 @@ import torch.nn.functional as F
 from torch import nn
 
 from co_ssl_train.ema import ema_update
-from co_ssl_train.methods.heads import MLP, ConvMLP
+from co_ssl_train.methods.co import LocalBranch, LocalSettings, combine
+from co_ssl_train.methods.heads import MLP
+from co_ssl_train.methods.views import ViewPlan, cross_view_mean, encode_views, global_outputs, local_crops, two_views
 from co_ssl_train.models import Encoder
 
 
 def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """Mean of `2 - 2 cos(p_i, z_i)` over the batch. p, z: `(B, D)`; no gradient flows into z."""
+    """Mean of `2 - 2 cos(p, z)`. p `(..., B, D)` (e.g. positions first), z `(B, D)`; no gradient
+    flows into z."""
     return (2 - 2 * F.cosine_similarity(p, z.detach(), dim=-1)).mean()
 
 
-def byol_local_loss(p_local: torch.Tensor, z_global: torch.Tensor) -> torch.Tensor:
-    """Mean over batch and positions of `2 - 2 cos(p_local[b, :, i, j], z_global[b])`.
-
-    p_local `(B, D, n, n)`: local predictions of one view; z_global `(B, D)`: target global
-    projection of the other view (no gradient flows into it).
-    """
-    z = z_global.detach()[:, :, None, None].expand_as(p_local)
-    return (2 - 2 * F.cosine_similarity(p_local, z, dim=1)).mean()
-
-
-def combine(global_loss: torch.Tensor, local_loss: torch.Tensor, weight: float, form: str) -> torch.Tensor:
-    """`L_g + w L_l` (additive) or `(1 - w) L_g + w L_l` (convex)."""
-    if form == "convex":
-        return (1 - weight) * global_loss + weight * local_loss
-    return global_loss + weight * local_loss
+def views(cfg) -> ViewPlan:
+    return two_views(cfg) + local_crops(cfg)
 
 
 class BYOL(nn.Module):
-    """BYOL, or CO-BYOL when `local_weight > 0`.
+    """BYOL; CO-BYOL with `local` settings; multi-crop when given more than two views.
 
-    `forward(views)` takes two float views `(B, 3, S, S)` and returns `(loss, logs)`;
-    `momentum_update(m)` moves the target towards the online network.
+    `forward(views)` takes the global views `(B, 3, S, S)` first, then any small crops, and returns
+    `(loss, logs)`; `momentum_update(m)` moves the target towards the online network.
     """
 
-    def __init__(self, encoder: Encoder, *, proj_hidden: int, proj_dim: int, local_weight: float = 0.0,
-                 weight_form: str = "additive", local_grid: int = 0):
+    def __init__(self, encoder: Encoder, *, proj_hidden: int, proj_dim: int, local: LocalSettings | None = None):
         super().__init__()
         c = encoder.num_features
+
+        def make_head(in_dim: int) -> nn.Sequential:  # projector, then predictor
+            return nn.Sequential(MLP(in_dim, proj_hidden, proj_dim), MLP(proj_dim, proj_hidden, proj_dim))
+
         self.encoder = encoder
-        self.projector = MLP(c, proj_hidden, proj_dim)
-        self.predictor = MLP(proj_dim, proj_hidden, proj_dim)
+        self.head = make_head(c)
         self.target_encoder = copy.deepcopy(encoder)
-        self.target_projector = copy.deepcopy(self.projector)
-        self.local_weight = local_weight
-        self.weight_form = weight_form
-        self.local_grid = local_grid
-        self.co = local_weight > 0
-        if self.co:
-            self.local_projector = ConvMLP(c, proj_hidden, proj_dim)
-            self.local_predictor = ConvMLP(proj_dim, proj_hidden, proj_dim)
-            self.target_local_projector = copy.deepcopy(self.local_projector)
+        self.target_projector = copy.deepcopy(self.head[0])
+        self.settings = local
+        self.layers = (encoder.final_layer,)
+        self.local: LocalBranch | None = None
+        self.target_local_projector: nn.Module | None = None
+        if local is not None:
+            if local.layer != encoder.final_layer:
+                self.layers += (local.layer,)
+            self.local = LocalBranch(self.head, make_head, encoder.backbone.channels[local.layer], c, local)
+            self.target_local_projector = copy.deepcopy(self.local.head[0]) if self.local.head is not None else None
         for module in self.target_modules():
             module.requires_grad_(False)
 
     def online_modules(self) -> list[nn.Module]:
-        extra = [self.local_projector, self.local_predictor] if self.co else []
-        return [self.encoder, self.projector, self.predictor, *extra]
+        return [m for m in (self.encoder, self.head, self.local) if m is not None]
 
     def target_modules(self) -> list[nn.Module]:
-        extra = [self.target_local_projector] if self.co else []
-        return [self.target_encoder, self.target_projector, *extra]
+        return [m for m in (self.target_encoder, self.target_projector, self.target_local_projector) if m is not None]
 
     @torch.no_grad()
     def momentum_update(self, momentum: float) -> None:
         ema_update(self.target_encoder, self.encoder, momentum)
-        ema_update(self.target_projector, self.projector, momentum)
-        if self.co:
-            ema_update(self.target_local_projector, self.local_projector, momentum)
+        ema_update(self.target_projector, self.head[0], momentum)
+        if self.target_local_projector is not None:
+            ema_update(self.target_local_projector, self.local.head[0], momentum)
 
     def forward(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        a, b = views
-        batch = a.shape[0]
-        # online: both views in one pass
-        local = self.encoder.forward_local(torch.cat([a, b]))  # (2B, C, h, w)
-        p = self.predictor(self.projector(local.mean(dim=(2, 3))))
+        after_pool = self.settings is None or self.settings.mlp_after_pool
+        maps = encode_views(self.encoder, views, self.layers)
+        p = global_outputs(self.head, maps[0], after_pool)
         with torch.no_grad():
-            z = self.target_projector(self.target_encoder.forward_global(torch.cat([a, b])))
-        p_a, p_b = p[:batch], p[batch:]
-        z_a, z_b = z[:batch], z[batch:]
-        global_loss = 0.5 * (byol_loss(p_a, z_b) + byol_loss(p_b, z_a))
+            z = global_outputs(self.target_projector, encode_views(self.target_encoder, views[:2], self.layers[:1])[0],
+                               after_pool)
+        global_loss = cross_view_mean(byol_loss, p, z)
         logs = {"loss_global": global_loss.detach()}
-        if not self.co:
+        if self.local is None:
             return global_loss, logs
-        if self.local_grid:
-            local = F.adaptive_avg_pool2d(local, self.local_grid)
-        pl = self.local_predictor(self.local_projector(local))  # (2B, D, n, n)
-        local_loss = 0.5 * (byol_local_loss(pl[:batch], z_b) + byol_local_loss(pl[batch:], z_a))
+        q_a, q_b = self.local(torch.cat(maps[-1][:2])).chunk(2, dim=1)  # (n*n, B, D) each
+        local_loss = 0.5 * (byol_loss(q_a, z[1]) + byol_loss(q_b, z[0]))
         logs["loss_local"] = local_loss.detach()
-        return combine(global_loss, local_loss, self.local_weight, self.weight_form), logs
+        return combine(global_loss, local_loss, self.settings.weight, self.settings.form), logs

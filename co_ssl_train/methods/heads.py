@@ -1,22 +1,60 @@
-"""Small head modules shared by the methods: MLPs on vectors and 1x1-conv MLPs on maps."""
+"""Small head modules shared by the methods, and `per_position`, which applies any vector head at
+every position of a map (the CO-SSL local heads).
+
+A Linear layer applied to each position's vector is a 1x1 convolution, and BatchNorm1d over the
+flattened `(B * h * w, C)` vectors computes the same statistics as BatchNorm2d over `(B, C, h, w)`;
+so `per_position(MLP(...), map)` is exactly the paper's "MLP of 1x1 convolutions", and the same
+module can also serve as a shared global/local head.
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
 class MLP(nn.Sequential):
-    """`(B, in) -> (B, out)`: Linear, BatchNorm, ReLU, Linear (BYOL's projector and predictor)."""
+    """`(N, in) -> (N, out)`: `layers` Linear layers with BatchNorm + ReLU between them.
 
-    def __init__(self, in_dim: int, hidden: int, out_dim: int):
-        super().__init__(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-                         nn.Linear(hidden, out_dim))
+    `layers=2` is BYOL's projector and predictor; `last_bn=True` adds a BatchNorm without affine
+    parameters at the end (MoCo v3's projector).
+    """
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, layers: int = 2, last_bn: bool = False):
+        modules: list[nn.Module] = []
+        dim = in_dim
+        for _ in range(layers - 1):
+            modules += [nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)]
+            dim = hidden
+        modules.append(nn.Linear(dim, out_dim, bias=not last_bn))
+        if last_bn:
+            modules.append(nn.BatchNorm1d(out_dim, affine=False))
+        super().__init__(*modules)
 
 
-class ConvMLP(nn.Sequential):
-    """`(B, in, n, n) -> (B, out, n, n)`: the same MLP applied at every position (1x1 convolutions)."""
+class DINOHead(nn.Module):
+    """DINO's head: MLP to a bottleneck, l2-normalization, then a weight-normalized linear layer to
+    `prototypes` logits (the last layer's weight rows are kept at unit norm, DINO's
+    `norm_last_layer=True`). `(N, in) -> (N, prototypes)`."""
 
-    def __init__(self, in_dim: int, hidden: int, out_dim: int):
-        super().__init__(nn.Conv2d(in_dim, hidden, 1), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
-                         nn.Conv2d(hidden, out_dim, 1))
+    def __init__(self, in_dim: int, hidden: int, bottleneck: int, prototypes: int, layers: int = 3):
+        super().__init__()
+        self.mlp = MLP(in_dim, hidden, bottleneck, layers=layers)
+        self.prototypes = nn.Parameter(torch.empty(prototypes, bottleneck))
+        nn.init.trunc_normal_(self.prototypes, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.normalize(self.mlp(x), dim=-1)
+        return F.linear(x, F.normalize(self.prototypes, dim=-1))
+
+
+def per_position(head: nn.Module, local: torch.Tensor) -> torch.Tensor:
+    """Apply a vector head `(N, C) -> (N, D)` at every position of `local` `(B, C, h, w)`.
+
+    Returns `(h * w, B, D)`: positions first, so losses written for `(B, D)` batches broadcast over
+    them. With channels_last maps the flattening is free.
+    """
+    b, c, h, w = local.shape
+    out = head(local.permute(0, 2, 3, 1).reshape(b * h * w, c))
+    return out.view(b, h * w, -1).transpose(0, 1)

@@ -1,7 +1,10 @@
 """Architectures by name: the `ARCHS` table, `build_backbone` and `build_encoder`.
 
-Every architecture takes keyword options (`stem`, `width`, ...) that are stored in the checkpoint's
-`meta.json`, so `build_backbone(name, **kwargs)` rebuilds exactly what was trained.
+Every architecture takes keyword options (`stem`, `width`, `rf`, ...) that are stored in the
+checkpoint's `meta.json`, so `build_backbone(name, **kwargs)` rebuilds exactly what was trained.
+Every backbone follows one protocol (`StagedBackbone`): stages `layer1..layer4`, a `channels`
+dict, `forward_features(x, layer)`, `forward_stages(x, layers)` and an analytic
+`receptive_field(layer)`.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ from typing import Callable, Sequence
 from torch import nn
 
 from co_ssl_train.errors import UserError
+from co_ssl_train.models.bagnet import BagNet
 from co_ssl_train.models.encoder import IMAGENET_MEAN, IMAGENET_STD, Encoder
-from co_ssl_train.models.resnet import STAGES, ResNet
+from co_ssl_train.models.resnet import RF_OFFERED, STAGES, ResNet, rf_resnet
 
 __all__ = ["ARCHS", "ArchSpec", "Encoder", "IMAGENET_MEAN", "IMAGENET_STD", "STAGES", "build_backbone",
-           "build_encoder"]
+           "build_encoder", "select_options"]
 
 
 @dataclass(frozen=True)
@@ -26,11 +30,18 @@ class ArchSpec:
     build: Callable[..., nn.Module]
     options: tuple[str, ...]
     description: str
+    family: str = "resnet"  # "resnet": torchvision's layout; "rf-resnet", "bagnet": our bounded-RF nets
 
 
 def _resnet(block: str, layers: Sequence[int], width_per_group: int = 64) -> Callable[..., ResNet]:
     def build(stem: str = "imagenet", width: int = 64) -> ResNet:
         return ResNet(block, layers, width=width, stem=stem, width_per_group=width_per_group)
+    return build
+
+
+def _bagnet(rf: int) -> Callable[..., BagNet]:
+    def build(width: int = 64) -> BagNet:
+        return BagNet(rf, width=width)
     return build
 
 
@@ -47,7 +58,22 @@ ARCHS: dict[str, ArchSpec] = {
                                 "torchvision wide_resnet50_2"),
     "wide_resnet101_2": ArchSpec(_resnet("bottleneck", (3, 4, 23, 3), 128), _RESNET_OPTIONS,
                                  "torchvision wide_resnet101_2"),
+    "rf_resnet18": ArchSpec(rf_resnet, ("stem", "width", "rf"),
+                            f"ResNet-18 layout with a bounded receptive field: --rf {'/'.join(map(str, RF_OFFERED))} "
+                            "(any reachable odd value) or 0 for unbounded (ours: 3x3 convs turned 1x1 from the end)",
+                            family="rf-resnet"),
+    "bagnet9": ArchSpec(_bagnet(9), ("width",), "BagNet-9 (Brendel & Bethge 2019), RF 9 px; 'same' padding (ours)",
+                       family="bagnet"),
+    "bagnet17": ArchSpec(_bagnet(17), ("width",), "BagNet-17, RF 17 px; 'same' padding (ours)", family="bagnet"),
+    "bagnet33": ArchSpec(_bagnet(33), ("width",), "BagNet-33, RF 33 px; 'same' padding (ours)", family="bagnet"),
 }
+
+
+def select_options(name: str, values: dict) -> dict:
+    """The entries of `values` that architecture `name` takes as options (for building from a config)."""
+    if name not in ARCHS:
+        raise UserError(f"unknown architecture {name!r}; choose one of: {', '.join(ARCHS)}")
+    return {k: v for k, v in values.items() if k in ARCHS[name].options}
 
 
 def build_backbone(name: str, **kwargs) -> nn.Module:
@@ -60,7 +86,7 @@ def build_backbone(name: str, **kwargs) -> nn.Module:
         raise UserError(f"architecture {name} has no option {', '.join(unknown)}; it takes: {', '.join(spec.options)}")
     try:
         return spec.build(**kwargs)
-    except ValueError as e:
+    except (ValueError, TypeError) as e:
         raise UserError(f"architecture {name}: {e}") from None
 
 

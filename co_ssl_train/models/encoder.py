@@ -5,7 +5,9 @@ saliency and corruptions all work in pixel space.
 
 - `forward_local(x) -> (B, C, h, w)`: the feature map before global pooling (stage
   `local_layer`, `layer4` unless chosen otherwise);
-- `forward_global(x) -> (B, C)`: its average over positions (also `forward`).
+- `forward_global(x) -> (B, C)`: its average over positions (also `forward`);
+- `forward_maps(x, layers)`: several stage maps from one pass (training uses it to get the final
+  map for the global branch and the CO-SSL local map, e.g. `layer3`, together).
 """
 
 from __future__ import annotations
@@ -52,6 +54,20 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_global(x)
+
+    @property
+    def final_layer(self) -> str:
+        """The backbone's last stage (the map the global representation of a trained model pools)."""
+        return list(self.backbone.channels)[-1]
+
+    def forward_maps(self, x: torch.Tensor, layers: Sequence[str]) -> list[torch.Tensor]:
+        """Images `(B, 3, H, W)` in [0, 1] -> the maps `(B, C_l, h_l, w_l)` of `layers`, one backbone pass
+        when the backbone has `forward_stages` (every co-ssl backbone does)."""
+        x = self.normalize(x)
+        stages = getattr(self.backbone, "forward_stages", None)
+        if stages is not None:
+            return stages(x, tuple(layers))
+        return [self.backbone.forward_features(x, layer) for layer in layers]
 
     def receptive_field(self, layer: str | None = None) -> int | None:
         """Analytic receptive field (px) of one local vector, or None when the backbone cannot say."""

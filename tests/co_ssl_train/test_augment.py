@@ -57,3 +57,29 @@ def test_blur_keeps_constant_images_constant():
     x = torch.full((4, 3, 32, 32), 100, dtype=torch.uint8)
     out = augment_batch(x, ViewAugment(32, **{**IDENTITY, "blur_p": 1.0}), torch.Generator().manual_seed(0))
     torch.testing.assert_close(out, torch.full_like(out, 100 / 255), atol=1e-5, rtol=0)
+
+
+def test_each_random_choice_is_drawn_per_image():
+    """With probability 0.5, a batch of copies of one image must come out partly transformed and partly
+    not: one parameter set for the whole batch would transform all copies or none."""
+    x = _images(1).expand(64, -1, -1, -1).contiguous()
+    plain = x.float() / 255
+    for option in ("flip_p", "grey_p", "solarize_p"):
+        out = augment_batch(x, ViewAugment(32, **{**IDENTITY, option: 0.5}), torch.Generator().manual_seed(0))
+        changed = (out - plain).flatten(1).abs().amax(1) > 1e-4
+        assert 10 < int(changed.sum()) < 54, option
+    jitter = augment_batch(x, ViewAugment(32, **{**IDENTITY, "jitter_p": 1.0}), torch.Generator().manual_seed(0))
+    assert len({round(float(v), 4) for v in jitter.mean(dim=(1, 2, 3))}) == 64  # a brightness/contrast per image
+    crops = augment_batch(x, ViewAugment(32, **{**IDENTITY, "scale": (0.1, 0.5)}), torch.Generator().manual_seed(0))
+    assert len({tuple(c.flatten()[:32].tolist()) for c in crops}) == 64
+
+
+def test_repeated_batches_get_independent_views():
+    """Multi-crop and BagSSL augment the batch repeated `count` times in one call: every copy differs."""
+    from co_ssl_train.train import make_views
+
+    x = _images(4)
+    views = make_views(x, [(ViewAugment(12, scale=(0.05, 0.4)), 3)], torch.Generator().manual_seed(0),
+                       channels_last=False)
+    assert len(views) == 3 and all(v.shape == (4, 3, 12, 12) for v in views)
+    assert not torch.equal(views[0], views[1]) and not torch.equal(views[1], views[2])

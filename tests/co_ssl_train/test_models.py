@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torchvision
@@ -49,20 +51,65 @@ def test_known_receptive_fields():
     assert build_backbone("resnet50").receptive_field() == 427
 
 
+def _gradient_support(net, layer: str) -> tuple[int, int, int, int, int]:
+    """(rf, box top, box left, box height, box width) of the input-gradient support of the central
+    unit of `layer`'s map, for an input large enough that the unit sees no padding."""
+    rf = net.receptive_field(layer)
+    jump = math.prod(s for _, s in net.layer_kernels(layer))
+    size = rf + 2 * jump + 16
+    x = torch.rand(4, 3, size, size, requires_grad=True)  # several images: no pixel is missed by chance
+    out = net.forward_features(x, layer)
+    i = out.shape[-1] // 2
+    out[:, :, i, i].sum().backward()
+    support = x.grad.abs().sum((0, 1)) > 0
+    rows, cols = support.any(1).nonzero(), support.any(0).nonzero()
+    top, left = int(rows.min()), int(cols.min())
+    # every layer pads k // 2 with odd k, so unit i is centred on input pixel i * jump
+    assert (top, left) == (i * jump - (rf - 1) // 2,) * 2
+    return rf, top, left, int(rows.max()) - top + 1, int(cols.max()) - left + 1
+
+
 @pytest.mark.parametrize("layer", ["layer1", "layer2", "layer3", "layer4"])
 def test_receptive_field_equals_gradient_support(layer):
     """The input gradient of one central unit is non-zero on exactly the analytic square."""
     torch.manual_seed(0)
     net = build_backbone("resnet10", stem="cifar", width=8).eval()
-    rf = net.receptive_field(layer)
-    size = rf + 16
-    x = torch.rand(1, 3, size, size, requires_grad=True)
-    out = net.forward_features(x, layer)
-    h = out.shape[-1] // 2
-    out[0, :, h, h].sum().backward()
-    support = x.grad[0].abs().sum(0) > 0
-    rows, cols = support.any(1).nonzero(), support.any(0).nonzero()
-    assert int(rows.max() - rows.min() + 1) == rf and int(cols.max() - cols.min() + 1) == rf
+    rf, _, _, height, width = _gradient_support(net, layer)
+    assert height == rf and width == rf
+
+
+BOUNDED = [("rf_resnet18", {"stem": "cifar", "rf": rf}, rf) for rf in (29, 43, 59, 99)] + [
+    ("rf_resnet18", {"stem": "cifar", "rf": 0}, 109),
+    ("rf_resnet18", {"stem": "imagenet", "rf": 43}, 43),
+    ("bagnet9", {}, 9), ("bagnet17", {}, 17), ("bagnet33", {}, 33)]
+
+
+@pytest.mark.parametrize("arch,kwargs,expected", BOUNDED, ids=[f"{a}-{k}" for a, k, _ in BOUNDED])
+def test_bounded_rf_archs_have_exactly_their_analytic_support(arch, kwargs, expected):
+    torch.manual_seed(0)
+    net = build_backbone(arch, width=8, **kwargs).eval()
+    assert net.receptive_field() == expected
+    rf, _, _, height, width = _gradient_support(net, "layer4")
+    assert (height, width) == (rf, rf)
+
+
+def test_unreachable_receptive_field_is_a_user_error():
+    with pytest.raises(UserError, match="cannot be reached"):
+        build_backbone("rf_resnet18", stem="cifar", rf=30)  # even: the CIFAR stem only reaches odd values
+    with pytest.raises(UserError, match="nearest reachable: .*27.*35"):
+        build_backbone("rf_resnet18", stem="imagenet", rf=29)
+
+
+@pytest.mark.parametrize("arch,kwargs", [("rf_resnet18", {"stem": "cifar", "rf": 43}), ("bagnet17", {}),
+                                         ("resnet10", {"stem": "cifar"})])
+def test_forward_stages_equals_forward_features(arch, kwargs):
+    net = build_backbone(arch, width=4, **kwargs).eval()
+    x = torch.rand(2, 3, 32, 32)
+    maps = net.forward_stages(x, ("layer3", "layer4"))
+    torch.testing.assert_close(maps[0], net.forward_features(x, "layer3"))
+    torch.testing.assert_close(maps[1], net.forward_features(x, "layer4"))
+    enc = build_encoder(arch, {"width": 4, **kwargs}).eval()
+    torch.testing.assert_close(enc.forward_maps(x, ("layer4",))[0], enc.forward_local(x))
 
 
 def test_unknown_arch_and_option_are_user_errors():
@@ -71,3 +118,11 @@ def test_unknown_arch_and_option_are_user_errors():
     with pytest.raises(UserError, match="no option depth"):
         build_backbone("resnet18", depth=3)
     assert "resnet10" in ARCHS
+
+
+def test_families_name_the_torchvision_layouts():
+    """`family == "resnet"` marks exactly the entries whose weights have torchvision's ResNet layout."""
+    plain = {name for name, spec in ARCHS.items() if spec.family == "resnet"}
+    assert plain == {"resnet10", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wide_resnet50_2",
+                     "wide_resnet101_2"}
+    assert {spec.family for spec in ARCHS.values()} == {"resnet", "rf-resnet", "bagnet"}

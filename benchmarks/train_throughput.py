@@ -1,0 +1,221 @@
+"""Training throughput: the full training step against the bare compute, and CO-BYOL against BYOL.
+
+For each method, in one run on one device:
+- full step: exactly the trainer's hot path (`co_ssl_train.train`): uint8 images kept on the
+  device, batch indexing (`epoch_batches`), batched per-image augmentation of every view
+  (`make_views`), forward, backward, optimizer step and EMA update (`training_step`), the per-step
+  loss bookkeeping and the every-10-steps loss check of the loop;
+- bare compute: the same method module, optimizer and step function on fixed, device-resident
+  random float views of the same shapes (no data, no augmentation, no bookkeeping).
+Both report images/s (images of the batch, not views); `full_over_bare` is their ratio and
+`co_over_plain` the full-step throughput of each CO-variant over its base method's. Blocks of
+steps alternate between the two modes (`--repeats`), and the median block is kept.
+
+The issue's GPU targets (recorded in the JSON): full/bare >= 0.85, CO-BYOL/BYOL >= 0.9, and a
+50 000-image epoch of CO-BYOL with ResNet-18 at 32 px in <= 8 s on one H100 (`epoch_50k_s`).
+
+    python benchmarks/train_throughput.py                 # ResNet-18, 32 px, batch 512 (GPU sizes)
+    python benchmarks/train_throughput.py --quick         # a small smoke run
+    python benchmarks/train_throughput.py --arch resnet10 --width 16 --batch-size 256 \\
+        --proj-hidden 512 --proj-dim 128 --threads 1      # the CPU demo's network
+
+Writes `benchmarks/results/train_throughput-<device>.json` (atomically) unless `--out` says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from co_ssl_train.atomic import write_json_atomic  # noqa: E402
+from co_ssl_train.config import TrainConfig  # noqa: E402
+from co_ssl_train.data import DatasetInfo, ImageDataset  # noqa: E402
+from co_ssl_train.methods import METHODS  # noqa: E402
+from co_ssl_train.models import build_encoder, select_options  # noqa: E402
+from co_ssl_train.optim import build_optimizer, param_groups  # noqa: E402
+from co_ssl_train.schedules import ema_momentum, warmup_cosine  # noqa: E402
+from co_ssl_train.train import (batch_indices, epoch_batches, make_views, resolve_config, resolve_device,  # noqa: E402
+                                training_step, use_channels_last)
+
+TARGETS = {"full_over_bare_min": 0.85, "co_byol_over_byol_min": 0.9,
+           "epoch_50k_s_max_h100_resnet18_32px_co_byol": 8.0}
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model} (CPU, {torch.get_num_threads()} torch threads)"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def build(cfg: TrainConfig, device: torch.device):
+    """The method, its optimizer and the (possibly compiled) step function, built as `train` does."""
+    spec = METHODS[cfg.method]
+    torch.manual_seed(cfg.seed)
+    encoder = build_encoder(cfg.arch, select_options(cfg.arch, {"stem": cfg.stem, "width": cfg.width, "rf": cfg.rf}))
+    method = spec.build(encoder, cfg).to(device)
+    if use_channels_last(cfg, device):
+        method = method.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(cfg.optimizer, param_groups(method.online_modules()), cfg.lr, cfg.weight_decay)
+    model = torch.compile(method) if cfg.compile else method
+    return spec, method, optimizer, model
+
+
+def measure(cfg: TrainConfig, device: torch.device, precision: str, steps: int, warmup: int, repeats: int,
+            dataset_size: int) -> dict:
+    spec, method, optimizer, model = build(cfg, device)
+    method.train()
+    cl = use_channels_last(cfg, device)
+    plan = spec.views(cfg)
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (dataset_size, 3, cfg.image_size, cfg.image_size), dtype=torch.uint8, generator=g)
+    info = DatasetInfo(name="random", split="train", num_classes=10, image_size=cfg.image_size, source="benchmark")
+    dataset = ImageDataset(images.to(device), torch.zeros(dataset_size, dtype=torch.long), [str(i) for i in range(10)],
+                           info)
+    total = (warmup + steps) * repeats * 2 + warmup
+    lr = warmup_cosine(cfg.lr * cfg.batch_size / 256, 0.0, total, warmup_steps=0)
+    ema = ema_momentum(cfg.ema, total)
+    momentum = spec.momentum
+    schedules = spec.schedules(cfg, total, max(1, dataset_size // cfg.batch_size)) if spec.schedules else {}
+    aug = torch.Generator().manual_seed(1)
+    fixed = [v.to(device) for v in make_views(dataset.images[:cfg.batch_size].cpu(), plan, aug, cl)]
+    fixed = [torch.rand_like(v).contiguous(memory_format=torch.channels_last) if cl else torch.rand_like(v)
+             for v in fixed]
+    counter = {"step": 0, "epoch": 0}
+    batches = iter(())
+
+    def next_images() -> torch.Tensor:
+        nonlocal batches
+        while True:
+            try:
+                return next(batches)
+            except StopIteration:
+                order = batch_indices(dataset_size, cfg.batch_size, cfg.seed, counter["epoch"])
+                counter["epoch"] += 1
+                batches = epoch_batches(dataset, order, 0, device, 0)
+
+    def run(n: int, full: bool) -> float:
+        sums: dict[str, torch.Tensor] = {}
+        sync(device)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            s = counter["step"]
+            views = make_views(next_images(), plan, aug, cl) if full else fixed
+            loss, logs = training_step(model, method, optimizer, views, lr=float(lr[s]), weight_decay=cfg.weight_decay,
+                                       momentum=float(ema[s]) if momentum else None,
+                                       schedule_values={k: float(v[s]) for k, v in schedules.items()},
+                                       device=device, precision=precision)
+            counter["step"] += 1
+            if full:  # the loop's bookkeeping
+                for k, v in {"loss": loss.detach(), **logs}.items():
+                    sums[k] = sums.get(k, 0) + v.float()
+                if counter["step"] % 10 == 0:
+                    float(loss.detach())
+        sync(device)
+        return n * cfg.batch_size / (time.perf_counter() - t0)
+
+    run(warmup, True)  # compile / allocate once
+    full, bare = [], []
+    for _ in range(repeats):
+        run(warmup, True)
+        full.append(run(steps, True))
+        run(warmup, False)
+        bare.append(run(steps, False))
+    full_s, bare_s = statistics.median(full), statistics.median(bare)
+    return {"full_images_per_s": round(full_s, 2), "bare_images_per_s": round(bare_s, 2),
+            "full_over_bare": round(full_s / bare_s, 4), "epoch_50k_s": round(50_000 / full_s, 2),
+            "full_blocks": [round(v, 2) for v in full], "bare_blocks": [round(v, 2) for v in bare],
+            "views": [{"size": v.size, "count": c} for v, c in plan], "channels_last": cl}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--methods", default="byol,co-byol", help="comma-separated METHODS names (default: byol,co-byol)")
+    p.add_argument("--arch", default="resnet18")
+    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--proj-hidden", type=int, default=4096)
+    p.add_argument("--proj-dim", type=int, default=256)
+    p.add_argument("--steps", type=int, default=40, help="timed steps per block")
+    p.add_argument("--warmup", type=int, default=10, help="untimed steps before each block")
+    p.add_argument("--repeats", type=int, default=3, help="alternating full/bare blocks; the median is kept")
+    p.add_argument("--dataset-size", type=int, default=50_000, help="random uint8 images kept on the device")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
+    p.add_argument("--compile", action="store_true", help="torch.compile the method, as --compile in training")
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    p.add_argument("--quick", action="store_true", help="a small smoke run (resnet10 width 8, batch 64, few steps)")
+    p.add_argument("--conditions", default="", help="what else ran on the machine (recorded in the JSON)")
+    p.add_argument("--out", default=None, help="result file (default: benchmarks/results/train_throughput-<device>.json)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.arch, args.width, args.batch_size, args.proj_hidden, args.proj_dim = "resnet10", 8, 64, 64, 32
+        args.steps, args.warmup, args.repeats, args.dataset_size = 4, 1, 2, 512
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    precision = args.precision if args.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        p.error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+
+    results = {}
+    for m in methods:
+        cfg = resolve_config(TrainConfig(method=m, dataset="benchmark", arch=args.arch, width=args.width,
+                                         batch_size=args.batch_size, proj_hidden=args.proj_hidden,
+                                         proj_dim=args.proj_dim, channels_last=args.channels_last,
+                                         compile=args.compile, dino_prototypes=4096), args.image_size)
+        results[m] = measure(cfg, device, precision, args.steps, args.warmup, args.repeats, args.dataset_size)
+        r = results[m]
+        print(f"{m:10s} full {r['full_images_per_s']:9.1f} img/s   bare {r['bare_images_per_s']:9.1f} img/s   "
+              f"full/bare {r['full_over_bare']:.3f}   50k-image epoch {r['epoch_50k_s']:.1f} s", flush=True)
+    ratios = {f"{m}_over_{m[3:]}": round(results[m]["full_images_per_s"] / results[m[3:]]["full_images_per_s"], 4)
+              for m in results if m.startswith("co-") and m[3:] in results}
+    for k, v in ratios.items():
+        print(f"{k}: {v:.3f}")
+    name = device_name(device)
+    report = {
+        "benchmark": "train_throughput", "device": name, "device_type": device.type,
+        "torch_version": torch.__version__, "precision": precision, "channels_last": args.channels_last,
+        "compile": args.compile, "torch_threads": torch.get_num_threads(),
+        "sizes": {"arch": args.arch, "width": args.width, "image_size": args.image_size, "batch_size": args.batch_size,
+                  "proj_hidden": args.proj_hidden, "proj_dim": args.proj_dim, "dataset_size": args.dataset_size},
+        "n": {"timed_steps_per_block": args.steps, "warmup_steps": args.warmup, "blocks_per_mode": args.repeats,
+              "statistic": "median over blocks"},
+        "methods": results, "co_over_plain": ratios, "targets": TARGETS,
+        "conditions": args.conditions or "not stated",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()[:60]
+    out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"train_throughput-{slug}.json"
+    write_json_atomic(out, report)
+    print(f"wrote {out}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

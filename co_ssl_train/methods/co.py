@@ -1,0 +1,90 @@
+"""The CO-SSL local branch, shared by every CO-variant (PROTOCOLS.md section 1).
+
+Each CO-method X adds to X's global objective a local one: the local map of view a (before
+pooling; the final stage, or `layer3`), adaptively average-pooled to an `n x n` grid, goes through
+local heads applied at every position (1x1-convolution MLPs, see `heads.per_position`), and every
+local output is trained with X's own loss against the *global* target of view b, averaged over the
+`n^2` positions and symmetrized over the two views. Total `L_g + w_s L_l` (additive) or
+`(1 - w_s) L_g + w_s L_l` (convex).
+
+Options (the paper's ablations):
+- `shared_heads`: the local branch uses the very modules of the global head (one head for both)
+  instead of a separately initialized copy of its architecture;
+- `mlp_after_pool=False` (our reading of "no MLP after pooling"): the heads run at every position
+  of the final map and the global output is the mean of those per-position outputs, so there is
+  no head after the pooling; the local outputs are the same per-position outputs (heads shared).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from co_ssl_train.errors import UserError
+from co_ssl_train.methods.heads import per_position
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """The CO-SSL options of one run (see the module docstring)."""
+
+    weight: float = 0.5  # w_s
+    form: str = "additive"  # or "convex"
+    grid: int = 0  # n; 0 = the map's own size
+    layer: str = "layer4"  # stage whose map gives the local vectors
+    shared_heads: bool = False
+    mlp_after_pool: bool = True
+
+    def to_json(self) -> dict:
+        return dict(weight=self.weight, form=self.form, grid=self.grid, layer=self.layer,
+                    shared_heads=self.shared_heads, mlp_after_pool=self.mlp_after_pool)
+
+
+def local_settings(cfg, co: bool) -> LocalSettings | None:
+    """The `LocalSettings` a TrainConfig asks for, or None for a method without a local branch."""
+    if not co:
+        return None
+    return LocalSettings(weight=cfg.local_weight, form=cfg.weight_form, grid=cfg.local_grid, layer=cfg.local_layer,
+                         shared_heads=cfg.shared_heads or not cfg.mlp_after_pool, mlp_after_pool=cfg.mlp_after_pool)
+
+
+def combine(global_loss: torch.Tensor, local_loss: torch.Tensor, weight: float, form: str) -> torch.Tensor:
+    """`L_g + w L_l` (additive) or `(1 - w) L_g + w L_l` (convex)."""
+    if form == "convex":
+        return (1 - weight) * global_loss + weight * local_loss
+    return global_loss + weight * local_loss
+
+
+class LocalBranch(nn.Module):
+    """Online local heads: `forward(map (B, C, h, w)) -> (n*n, B, D)`.
+
+    `global_head` is the method's online global head (e.g. BYOL's projector then predictor) and
+    `make_head(in_dim)` builds a fresh head of the same architecture. With `shared_heads` the branch
+    calls `global_head` itself (which needs the local map to have the final map's channels);
+    otherwise it owns `make_head(local_channels)`, freshly initialized.
+    """
+
+    def __init__(self, global_head: nn.Module, make_head: Callable[[int], nn.Module], local_channels: int,
+                 global_channels: int, settings: LocalSettings):
+        super().__init__()
+        self.settings = settings
+        self.shared = settings.shared_heads
+        if self.shared and local_channels != global_channels:
+            raise UserError(f"shared local/global heads (and --no-mlp-after-pool) need the local map to have the "
+                            f"final map's {global_channels} channels, but {settings.layer} has {local_channels}; "
+                            "use --local-layer layer4 or separate heads")
+        # a shared head stays registered only by the method that owns it
+        self._shared_head = [global_head] if self.shared else []
+        self.head = None if self.shared else make_head(local_channels)
+
+    def pool(self, local: torch.Tensor) -> torch.Tensor:
+        n = self.settings.grid
+        return F.adaptive_avg_pool2d(local, n) if n and n != local.shape[-1] else local
+
+    def forward(self, local: torch.Tensor) -> torch.Tensor:
+        head = self._shared_head[0] if self.shared else self.head
+        return per_position(head, self.pool(local))
