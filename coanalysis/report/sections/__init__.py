@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Callable
 
 from coanalysis.report.data import ReportData
-from coanalysis.report.sections import appendix, clean, models, noise
+from coanalysis.report.sections import appendix, clean, corruptions, crops, dropout, models, noise, pgd
 from coanalysis.report.sections.base import FigureBlock, Section, Table
 
 SECTIONS: list[Callable[[ReportData], Section | None]] = [
     models.build,
     clean.build,
     noise.build,
+    corruptions.build,
+    dropout.build,
+    pgd.build,
+    crops.build,
     appendix.build,
 ]
 
