@@ -181,15 +181,18 @@ def available_cores() -> int:
 def start_pool(workers: int) -> ProcessPoolExecutor:
     """The pool of `workers` processes, started once per process and reused by every cell.
 
-    On Linux the workers are forked (fast, and no main module is re-imported); they run only
-    numpy / PIL / OpenCV / scikit-image code, never torch or CUDA. All of them are started here,
-    from the calling thread, so no fork happens later from a look-ahead thread.
+    Workers fork from a forkserver that preloaded this module and imagecorruptions, never from
+    this process: a fork of a process whose OpenCV, OpenMP or CUDA threads are running can
+    deadlock. (As with any multiprocessing spawn, a script that calls this needs the
+    `if __name__ == "__main__":` guard.) All workers are started here, from the calling thread.
     """
     if workers not in _POOLS:
         import multiprocessing
 
-        method = "fork" if sys.platform.startswith("linux") else "spawn"
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=_init_worker)
+        mp = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
+        if mp.get_start_method() == "forkserver":
+            mp.set_forkserver_preload([__name__, "imagecorruptions"])
+        pool = ProcessPoolExecutor(workers, mp_context=mp, initializer=_init_worker)
         for started in [pool.submit(os.getpid) for _ in range(workers)]:
             started.result()
         _POOLS[workers] = pool

@@ -250,7 +250,8 @@ def run(args: argparse.Namespace) -> None:
                 corruption_results[name] = result
         ctx.extras.clear()  # images and local maps of this model
     for name, analysis, result in summary:
-        print(f"{name} {analysis} (n = {result.protocol['data']['n']}): {_line(result)}")
+        n = max((c.get("n", 0) for c in result.cells.values()), default=0)
+        print(f"{name} {analysis} (n = {n}): {_line(result)}")
     for line in _corruption_summary(corruption_results, baseline):
         print(line)
     print(f"results in {session.store.root}; render them with: coanalysis report {session.store.root}")
