@@ -24,8 +24,10 @@ def accuracy_grid(result: Result) -> tuple[list[str], list[int], list[list[float
     return corruptions, severities, grid
 
 
-def corruption_heatmap(result: Result, color_max: float = 100.0):
-    """Accuracy (%) per corruption (rows) and severity (columns), annotated; missing cells blank."""
+def corruption_heatmap(result: Result, mce: float | None = None, reference: str | None = None,
+                       color_max: float = 100.0):
+    """Accuracy (%) per corruption (rows) and severity (columns), annotated; missing cells blank.
+    The title gives clean and mean accuracy, and the mCE against `reference` when given."""
     corruptions, severities, grid = accuracy_grid(result)
     fig, ax = new_figure(4.2 + 0.35 * len(severities), 1.0 + 0.28 * len(corruptions))
     image = ax.imshow(grid, vmin=0, vmax=color_max, cmap="viridis", aspect="auto")
@@ -45,6 +47,8 @@ def corruption_heatmap(result: Result, color_max: float = 100.0):
         title += f": clean {100 * clean:.1f}%"
     if mean is not None:
         title += f", mean {100 * mean:.1f}% ({count} cells)"
+    if mce is not None and reference is not None:
+        title += f"\nmCE {100 * mce:.1f}% relative to {reference}"
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("severity")
     return fig
