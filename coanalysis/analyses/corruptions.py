@@ -94,7 +94,11 @@ def _provider(ctx, protocol: CorruptionProtocol) -> CorruptionProvider:
 
 
 def run_cell(ctx, protocol: CorruptionProtocol, key: str) -> dict[str, Any]:
+    keys = cells(protocol)
+    following = keys[keys.index(key) + 1] if keys.index(key) + 1 < len(keys) else None
     if key == "clean":
+        if following is not None:  # generate the first corrupted cell while the clean one is classified
+            _provider(ctx, protocol).prefetch(*parse_key(following))
         subset = ctx.images(protocol.n)
         acc, n = ctx.accuracy_of_images(subset.images, subset.labels)
         cell = {"accuracy": acc, "n": n, "num_classes": ctx.data.info.num_classes,
@@ -106,9 +110,8 @@ def run_cell(ctx, protocol: CorruptionProtocol, key: str) -> dict[str, Any]:
     corruption, severity = parse_key(key)
     provider = _provider(ctx, protocol)
     got = provider.get(corruption, severity)
-    keys = cells(protocol)
-    if keys.index(key) + 1 < len(keys):
-        provider.prefetch(*parse_key(keys[keys.index(key) + 1]))
+    if following is not None:
+        provider.prefetch(*parse_key(following))
     if not isinstance(got, Corrupted):
         return {"corruption": corruption, "severity": severity, "accuracy": None, "n": 0, "missing": True,
                 "reason": got.reason}

@@ -83,10 +83,49 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_bad_options_get_one_line_and_exit_code_2(case, tmp_path):
+def test_bad_options_get_one_line_and_exit_code_2(case, tmp_path, capsys, monkeypatch):
+    from coanalysis.cli import main
+
+    monkeypatch.chdir(tmp_path)
     extra, expected = BAD[case]
-    done = run_cli("coanalysis", "robustness", "--ckpt", str(tmp_path / "any"), *extra, "--out", str(tmp_path / "r"),
-                   cwd=tmp_path)
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    with pytest.raises(SystemExit) as exit_code:
+        main(["robustness", "--ckpt", str(tmp_path / "any"), *extra, "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert exit_code.value.code == 2 and len(lines) == 1 and "Traceback" not in err, err
     assert expected in lines[0]
+
+
+@pytest.mark.slow
+def test_kill_9_leaves_a_valid_file_and_the_rerun_matches_an_uninterrupted_run(tiny_runs, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def args(out, cache):
+        return ["coanalysis", "robustness", "--ckpt", str(tiny_runs["byol"]), "--name", "byol", "--only",
+                "corruptions", "--corruptions", "gaussian_noise,fog,pixelate,contrast", "--severities", "1,2,3",
+                "--corruption-n", "48", "--out", str(out), "--no-progress", "--batch-size", "64",
+                "--corruption-cache", str(cache)]
+
+    assert run_cli(*args(tmp_path / "whole", tmp_path / "c1")).returncode == 0
+    path = tmp_path / "cut" / "byol" / "corruptions.json"
+    process = subprocess.Popen([sys.executable, "-m", *args(tmp_path / "cut", tmp_path / "c2")],
+                               env={**os.environ, "GIT_PYTHON_REFRESH": "quiet"}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and not (path.is_file() and len(json.loads(path.read_text())["cells"]) >= 4):
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)  # the command and its worker processes
+    process.wait()
+    cut = json.loads(path.read_text())  # still valid JSON
+    assert 4 <= len(cut["cells"]) and not cut["complete"]
+    assert run_cli(*args(tmp_path / "cut", tmp_path / "c2")).returncode == 0
+
+    def cells(folder):
+        data = json.loads((folder / "byol" / "corruptions.json").read_text())
+        return {k: {f: v for f, v in c.items() if f != "wall_time_s"} for k, c in data["cells"].items()}
+
+    assert cells(tmp_path / "cut") == cells(tmp_path / "whole")
