@@ -47,17 +47,21 @@ def crop_side(scale: float, side: int) -> int:
 def random_crops(x: torch.Tensor, scale: float, seed: int, positions: torch.Tensor) -> torch.Tensor:
     """Float images `(B, 3, H, W)` -> one random crop of area fraction `scale` per image, resized
     back to `(B, 3, H, W)`; `scale` = 1 returns `x` itself."""
-    h, w = x.shape[-2:]
+    b, _, h, w = x.shape
     ch, cw = crop_side(scale, h), crop_side(scale, w)
     if (ch, cw) == (h, w):
         return x
-    crops = []
-    for row, pos in enumerate(positions.tolist()):
+    corners = []
+    for pos in positions.tolist():
         g = per_image_generator(seed, _condition(scale), pos)
-        top = int(torch.randint(0, h - ch + 1, (1,), generator=g))
-        left = int(torch.randint(0, w - cw + 1, (1,), generator=g))
-        crops.append(x[row, :, top:top + ch, left:left + cw])
-    out = torch.nn.functional.interpolate(torch.stack(crops), size=(h, w), mode="bilinear", align_corners=False)
+        corners.append((int(torch.randint(0, h - ch + 1, (1,), generator=g)),
+                        int(torch.randint(0, w - cw + 1, (1,), generator=g))))
+    top, left = torch.tensor(corners, device=x.device).unbind(1)
+    rows = (top[:, None] + torch.arange(ch, device=x.device))[:, :, None]  # (B, ch, 1)
+    cols = (left[:, None] + torch.arange(cw, device=x.device))[:, None, :]  # (B, 1, cw)
+    crops = x.permute(0, 2, 3, 1)[torch.arange(b, device=x.device)[:, None, None], rows, cols]  # (B, ch, cw, 3)
+    out = torch.nn.functional.interpolate(crops.permute(0, 3, 1, 2), size=(h, w), mode="bilinear",
+                                          align_corners=False)
     return out.clamp_(0, 1)
 
 

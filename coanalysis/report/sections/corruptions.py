@@ -71,7 +71,7 @@ def build(data: ReportData) -> Section | None:
             lines.append(f"{name}: the pre-rendered set lacks {len(s['missing'])} cells: {', '.join(s['missing'])}.")
         if s["undecodable"]:
             lines.append(f"{name}: {s['undecodable']} files did not decode and were skipped (named in the results).")
-        heatmap = corruption_heatmap(r, s.get("mce") if reference is not None else None, ref_name)
+        heatmap = corruption_heatmap(r, s.get("mce") if reference is not None and name != ref_name else None, ref_name)
         figures.append(FigureBlock(f"corruptions-{name}", heatmap, f"{name}: probe top-1 (%) per corruption and "
                                    "severity.", lines))
 

@@ -11,7 +11,7 @@ CAPTIONS = {"spatial": "Accuracy when a fraction p of the local positions is dro
                        "point keeps a single position, p = 1 − 1/(h·w)).",
             "channel": "Accuracy when a fraction p of the channels is zeroed and the rest rescaled by 1/(1 − p).",
             "noise": "Accuracy when Gaussian noise of α × each channel's clean std is added to the local map."}
-WHAT = {"spatial": "p", "channel": "p", "noise": "α"}
+WHAT = {"spatial": "spatial p", "channel": "channel p", "noise": "α"}
 
 
 def build(data: ReportData) -> Section | None:
