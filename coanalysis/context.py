@@ -1,7 +1,9 @@
 """`EvalContext`: one model ready for analysis (encoder + probe on the device, evaluation data).
 
 Analyses receive it and classify images through it, so precision, batching and the handling of
-undecodable files are the same everywhere.
+undecodable files are the same everywhere. Images, local maps and their accuracies all go through
+the batches of `batch_size` that the cached clean features were computed in, so an unchanged
+condition (sigma = 0, p = 0, scale 1, epsilon = 0) reproduces the clean accuracy exactly.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Callable
 import torch
 
 from coanalysis.features import EvalData, FeatureCache, autocast, to_input
-from coanalysis.loading import Encoder
+from coanalysis.loading import Encoder, UserError
 from coanalysis.probe import LinearProbe
 
 # (float images in [0, 1] (B, 3, H, W) on the device, positions (B,)) -> images of the same kind
@@ -53,3 +55,110 @@ class EvalContext:
             correct += int((pred == labels).sum())
             total += len(labels)
         return correct / max(total, 1), total
+
+    # ---- shared by the robustness analyses: the evaluation images and local maps, kept once per context
+
+    def images(self, n: int | None = None) -> "SubsetImages":
+        """The decodable images of `data` as uint8 `(N, 3, H, W)` on the CPU, with labels and positions.
+
+        `n` < len(data) selects the images whose dataset index is among the first `n` of the
+        evaluation subset's seeded permutation, so a smaller subset is nested in a larger one (and
+        in the evaluation subset itself). Positions index into `data` (0..len-1), so per-image
+        seeds do not depend on `n`. Kept in `extras` for the next cell.
+        """
+        key = ("images", n)
+        if key not in self.extras:
+            if ("images", None) not in self.extras:
+                chunks, labels, positions = [], [], []
+                for x, y, pos in self.data.batches(self.batch_size, self.workers):
+                    chunks.append(x)
+                    labels.append(y)
+                    positions.append(pos)
+                if not chunks:
+                    raise UserError(f"no image of the evaluation subset decoded ({len(self.data)} tried)")
+                self.extras[("images", None)] = SubsetImages(torch.cat(chunks), torch.cat(labels), torch.cat(positions))
+            full = self.extras[("images", None)]
+            if n is not None and n < len(self.data):
+                if n < 1:
+                    raise UserError(f"the number of images must be at least 1, got {n}")
+                g = torch.Generator().manual_seed(self.data.seed)
+                chosen = torch.randperm(len(self.data.dataset), generator=g)[:n]
+                keep = torch.isin(self.data.indices[full.positions], chosen)
+                self.extras[key] = SubsetImages(full.images[keep], full.labels[keep], full.positions[keep])
+            else:
+                self.extras[key] = full
+        return self.extras[key]
+
+    @torch.no_grad()
+    def accuracy_of_images(self, images: torch.Tensor, labels: torch.Tensor,
+                           transform: ImageTransform | None = None,
+                           positions: torch.Tensor | None = None) -> tuple[float, int]:
+        """(top-1, n) of the probe on uint8 images `(N, 3, H, W)` (CPU) with labels `(N,)`.
+
+        Batches of `batch_size` in order, as `accuracy` does, so the same images give the same
+        count; `transform(x, positions)` is applied to each float batch when given.
+        """
+        correct = 0
+        positions = torch.arange(len(labels)) if positions is None else positions
+        for start in range(0, len(labels), self.batch_size):
+            x = to_input(images[start:start + self.batch_size], self.device)
+            if transform is not None:
+                x = transform(x, positions[start:start + self.batch_size])
+            pred = self.logits(x).argmax(1).cpu()
+            correct += int((pred == labels[start:start + self.batch_size]).sum())
+        return correct / max(len(labels), 1), len(labels)
+
+    @torch.no_grad()
+    def local_maps(self) -> "SubsetMaps":
+        """Local maps `(N, C, h, w)` of every decodable image of `data`, on the device, in the
+        inference dtype (bf16 under bf16 autocast), computed once in the batches `accuracy` uses,
+        so pooling them exactly as `Encoder.forward_global` does reproduces the clean features."""
+        if "local_maps" not in self.extras:
+            maps, labels, positions = [], [], []
+            for images, y, pos in self.data.batches(self.batch_size, self.workers):
+                with autocast(self.device, self.precision):
+                    maps.append(self.encoder.forward_local(to_input(images, self.device)))
+                labels.append(y)
+                positions.append(pos)
+            self.extras["local_maps"] = SubsetMaps(torch.cat(maps), torch.cat(labels), torch.cat(positions))
+        return self.extras["local_maps"]
+
+    @torch.no_grad()
+    def accuracy_from_maps(self, pool: "MapPooling") -> tuple[float, int]:
+        """(top-1, n) of the probe on `pool(maps, positions) -> (B, C)` global features of the
+        local maps, in chunks of `batch_size`, under the inference autocast; the probe itself
+        runs in float32 as in `logits`."""
+        local = self.local_maps()
+        correct = 0
+        for start in range(0, len(local.labels), self.batch_size):
+            chunk = slice(start, start + self.batch_size)
+            with autocast(self.device, self.precision):
+                features = pool(local.maps[chunk], local.positions[chunk])
+            pred = self.probe(features.float()).argmax(1).cpu()
+            correct += int((pred == local.labels[chunk]).sum())
+        return correct / max(len(local.labels), 1), len(local.labels)
+
+
+@dataclass(frozen=True)
+class SubsetImages:
+    """uint8 images `(N, 3, H, W)` on the CPU, labels `(N,)`, positions in the evaluation subset `(N,)`."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    positions: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class SubsetMaps:
+    """Local maps `(N, C, h, w)` on the device, labels `(N,)` and positions `(N,)` on the CPU."""
+
+    maps: torch.Tensor
+    labels: torch.Tensor
+    positions: torch.Tensor
+
+
+# (local maps (B, C, h, w) on the device, positions (B,)) -> global features (B, C)
+MapPooling = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -37,7 +37,7 @@ def test_thin_path_train_probe_robustness_report(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "probe top-1" in out.stdout
     out = run_cli("coanalysis", "robustness", "--ckpt", runs[0], "--ckpt", runs[1], "--name", "byol", "--name", "co",
-                  "--sigmas", "0,0.2", "--out", str(tmp_path / "res"), "--no-progress")
+                  "--only", "noise", "--sigmas", "0,0.2", "--out", str(tmp_path / "res"), "--no-progress")
     assert out.returncode == 0, out.stderr
     noise = json.loads((tmp_path / "res" / "co" / "noise.json").read_text())
     assert set(noise["cells"]) == {"sigma=0", "sigma=0.2"} and noise["protocol"]["data"]["dataset"] == "synthetic"

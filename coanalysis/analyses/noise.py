@@ -1,8 +1,9 @@
 """Gaussian-noise robustness (PROTOCOLS.md section 3).
 
 Additive Gaussian noise in pixel space, clipped to [0, 1]; accuracy of the unchanged probe per
-sigma. The noise of image i at sigma index k comes from its own stream seeded by
-(seed, k, i), so results do not depend on batch size or interruptions. sigma = 0 leaves the
+sigma. The noise of image i at sigma comes from its own stream seeded by (seed, sigma, i) (the
+sigma's value, not its place in the list, so a sigma gets the same noise whatever else is asked
+for), so results do not depend on batch size or interruptions. sigma = 0 leaves the
 images untouched and equals the clean accuracy.
 """
 
@@ -25,7 +26,7 @@ class NoiseProtocol:
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "sigmas": list(self.sigmas), "space": "pixel, [0, 1]", "clip": [0.0, 1.0],
-                "noise_stream": "per image, seeded by (seed, sigma index, image position)"}
+                "noise_stream": "per image, seeded by (seed, sigma, image position)"}
 
 
 def cells(protocol: NoiseProtocol) -> list[str]:
@@ -40,8 +41,12 @@ def add_noise(x: torch.Tensor, sigma: float, seed: int, condition: int, position
     return (x + sigma * eps).clamp_(0, 1)
 
 
+def condition(sigma: float) -> int:
+    """The stream index of a sigma: its value in millionths."""
+    return int(round(sigma * 1_000_000))
+
+
 def run_cell(ctx, protocol: NoiseProtocol, key: str) -> dict[str, Any]:
-    index = cells(protocol).index(key)
-    sigma = protocol.sigmas[index]
-    acc, n = ctx.accuracy(lambda x, pos: add_noise(x, sigma, protocol.seed, index, pos))
+    sigma = protocol.sigmas[cells(protocol).index(key)]
+    acc, n = ctx.accuracy(lambda x, pos: add_noise(x, sigma, protocol.seed, condition(sigma), pos))
     return {"sigma": sigma, "accuracy": acc, "n": n}

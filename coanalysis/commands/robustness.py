@@ -1,7 +1,9 @@
-"""`coanalysis robustness`: the robustness protocol of PROTOCOLS.md on one or more checkpoints.
+"""`coanalysis robustness`: the robustness protocol of PROTOCOLS.md sections 3-7 on one or more checkpoints.
 
-Results go to `<out>/<model>/<analysis>.json`, one cell at a time; re-running the same command
-skips the finished cells.
+Gaussian noise, common corruptions (ImageNet-C protocol), internal corruption of the local map
+(spatial and channel dropout, feature noise), PGD and crop-scale accuracy. Results go to
+`<out>/<model>/<analysis>.json`, one cell at a time; re-running the same command skips the
+finished cells (and retries the cells a pre-rendered set was missing).
 """
 
 from __future__ import annotations
@@ -10,24 +12,43 @@ import argparse
 
 from coanalysis.commands.common import add_data_args, add_model_args, add_run_args, session_from_args
 
-HELP = "noise robustness (more analyses to come) of one or more checkpoints"
+HELP = "noise, corruption, internal-dropout, PGD and crop-scale robustness of one or more checkpoints"
 EXAMPLES = """examples:
   coanalysis robustness --ckpt checkpoints/demo-byol --ckpt checkpoints/demo-co-byol --out reports/cmp
   coanalysis robustness --ckpt RUN --only noise --sigmas 0,0.1,0.2 --n 2000
+  coanalysis robustness --ckpt RUN --only corruptions --corruptions noise,fog --severities 1,3,5 --workers 8
+  coanalysis robustness --ckpt A --ckpt B --only corruptions --corruptions-from data/CIFAR-10-C --baseline A
+  coanalysis robustness --ckpt RUN --only pgd --eps linf=0,1/255,4/255 --eps l2=0,0.5 --steps 20 --pgd-n 1000
   coanalysis report reports/cmp           # then render the comparison
+
+Every cell is saved as soon as it is done: interrupt at any time and re-run the same command to
+continue. Corrupted images are generated on --workers processes (default: all cores) and cached
+as uint8 under --corruption-cache, so a second checkpoint on the same data pays only its forward passes.
 """
-ROBUSTNESS = ("noise",)
+ROBUSTNESS = ("noise", "corruptions", "dropout", "pgd", "crops")
 
 
-def _floats(text: str) -> tuple[float, ...]:
+def _floats(text: str, what: str, parse=float) -> tuple:
     from coanalysis.loading import UserError
 
     try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
+        values = tuple(parse(v.strip()) for v in text.split(",") if v.strip())
     except ValueError:
-        raise UserError(f"expected comma-separated numbers, got {text!r}") from None
+        raise UserError(f"{what}: expected comma-separated numbers, got {text!r}") from None
     if not values:
-        raise UserError("expected at least one number")
+        raise UserError(f"{what}: expected at least one number")
+    if any(isinstance(v, float) and v < 0 for v in values):
+        raise UserError(f"{what} must be >= 0, got {text!r}")
+    return values
+
+
+def _fractions(text: str, what: str) -> tuple[float, ...]:
+    """Comma-separated fractions in [0, 1) (dropout fractions)."""
+    values = _floats(text, what)
+    if any(v >= 1 for v in values):
+        from coanalysis.loading import UserError
+
+        raise UserError(f"{what} must be fractions in [0, 1), got {text!r}")
     return values
 
 
@@ -35,34 +56,202 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
     g = parser.add_argument_group("analyses")
     g.add_argument("--only", default=",".join(ROBUSTNESS), help=f"comma-separated analyses: {', '.join(ROBUSTNESS)}")
+    g.add_argument("--baseline", metavar="NAME",
+                   help="model (a --name) the corruption errors are relative to (default: the first; "
+                        "on ImageNet AlexNet's published errors are shown too)")
+    g = parser.add_argument_group("noise (PROTOCOLS 3)")
     g.add_argument("--sigmas", help="noise levels (default: 0,0.025,0.05,0.1,0.2,0.3,0.5)")
+    g = parser.add_argument_group("common corruptions (PROTOCOLS 4)")
+    g.add_argument("--corruptions", help="comma-separated names or groups (standard, extra, all, noise, blur, weather, "
+                                         "digital; default: all 15 + 4)")
+    g.add_argument("--severities", help="comma-separated severities in 1..5 (default: all)")
+    g.add_argument("--corruptions-from", metavar="DIR",
+                   help="a pre-rendered set instead of generating: ImageNet-C / Tiny-ImageNet-C folders or "
+                        "CIFAR-10-C / CIFAR-100-C .npy files")
+    g.add_argument("--corruption-n", type=int, metavar="N",
+                   help="corrupt a seeded subset of N of the evaluation images (default: all of them)")
+    g.add_argument("--corruption-seed", type=int, default=0, help="seed of the per-image corruptions (default: 0)")
+    g.add_argument("--corruption-cache", metavar="DIR",
+                   help="uint8 cache of corrupted images (default: <co-ssl cache>/corruptions; ImageNet's 5 000-image "
+                        "75-cell sweep at 224 px takes about 56 GB)")
+    g = parser.add_argument_group("internal corruption of the local map (PROTOCOLS 5)")
+    g.add_argument("--spatial-ps", help="fractions of positions dropped, and 1-1/hw for a single kept position "
+                                        "(default: 0,0.25,0.5,0.75,0.9,1-1/hw)")
+    g.add_argument("--channel-ps", help="fractions of channels zeroed (default: 0,0.25,0.5,0.75,0.9)")
+    g.add_argument("--noise-alphas", help="feature noise in units of each channel's std (default: 0,0.25,0.5,1,2)")
+    g.add_argument("--masks", type=int, default=5, help="random masks per condition (default: 5)")
+    g = parser.add_argument_group("PGD (PROTOCOLS 6)")
+    g.add_argument("--eps", action="append", metavar="NORM=LIST",
+                   help="budgets of one norm, e.g. linf=0,1/255,4/255 or l2=0,0.25 (repeat for both; default: "
+                        "linf=0,0.25/255,0.5/255,1/255,2/255,4/255 and l2=0,0.1,0.25,0.5)")
+    g.add_argument("--steps", type=int, default=20, help="PGD steps (default: 20)")
+    g.add_argument("--step-size", type=float, default=0.1, help="step size relative to epsilon (default: 0.1)")
+    g.add_argument("--abs-step-size", type=float, help="absolute step size (overrides --step-size)")
+    g.add_argument("--restarts", type=int, default=1, help="random restarts; an image is broken if any succeeds")
+    g.add_argument("--no-random-start", action="store_true", help="start PGD at the clean image")
+    g.add_argument("--pgd-n", type=int, metavar="N", help="attack a seeded subset of N evaluation images (default: all)")
+    g = parser.add_argument_group("crop scale (PROTOCOLS 7)")
+    g.add_argument("--scales", help="crop area fractions (default: 1,0.5,0.25,0.1)")
     add_data_args(parser)
     add_run_args(parser)
 
 
+def _positive(value: int | None, flag: str) -> None:
+    from coanalysis.loading import UserError
+
+    if value is not None and value < 1:
+        raise UserError(f"{flag} must be at least 1, got {value}")
+
+
+def _pgd_protocol(args: argparse.Namespace):
+    from coanalysis.analyses.pgd import PGDProtocol, parse_eps
+    from coanalysis.loading import UserError
+
+    budgets: dict[str, tuple[float, ...]] = {}
+    for entry in args.eps or []:
+        norm, _, values = entry.partition("=")
+        norm = norm.strip().lower()
+        if norm not in ("linf", "l2") or not values:
+            raise UserError(f"--eps {entry!r}: write NORM=LIST with NORM linf or l2, e.g. --eps linf=0,1/255")
+        budgets[norm] = _floats(values, f"--eps {norm}", parse_eps)
+    for flag, value in (("--steps", args.steps), ("--restarts", args.restarts), ("--pgd-n", args.pgd_n)):
+        _positive(value, flag)
+    if args.step_size <= 0 or (args.abs_step_size is not None and args.abs_step_size <= 0):
+        raise UserError("PGD step sizes must be > 0")
+    base = PGDProtocol()
+    return PGDProtocol(linf_eps=budgets.get("linf", () if budgets else base.linf_eps),
+                       l2_eps=budgets.get("l2", () if budgets else base.l2_eps), steps=args.steps,
+                       rel_stepsize=args.step_size, abs_stepsize=args.abs_step_size,
+                       random_start=not args.no_random_start, restarts=args.restarts, n=args.pgd_n)
+
+
+def protocols(args: argparse.Namespace) -> dict:
+    """The protocol of each analysis from the command-line options (bad values raise UserError)."""
+    from coanalysis.analyses.corruptions import CorruptionProtocol
+    from coanalysis.analyses.crops import CropProtocol
+    from coanalysis.analyses.dropout import SINGLE, DropoutProtocol
+    from coanalysis.analyses.noise import NoiseProtocol
+    from coanalysis.corruption_sources import check_names, detect_layout
+    from coanalysis.loading import UserError
+
+    corruption = CorruptionProtocol(seed=args.corruption_seed, n=args.corruption_n)
+    _positive(args.corruption_n, "--corruption-n")
+    if args.corruptions:
+        corruption = _replace(corruption, corruptions=check_names([c.strip() for c in args.corruptions.split(",")]))
+    if args.severities:
+        severities = _floats(args.severities, "--severities", int)
+        if any(s not in range(1, 6) for s in severities):
+            raise UserError(f"--severities must be in 1..5, got {args.severities!r}")
+        corruption = _replace(corruption, severities=tuple(dict.fromkeys(severities)))
+    if args.corruptions_from:
+        from pathlib import Path
+
+        root = Path(args.corruptions_from).expanduser().resolve()
+        corruption = _replace(corruption, source=detect_layout(root), root=str(root))
+    spatial = DropoutProtocol().spatial_ps
+    if args.spatial_ps:
+        parts = [p.strip() for p in args.spatial_ps.split(",") if p.strip()]
+        spatial = tuple(SINGLE if p == SINGLE else _fractions(p, "--spatial-ps")[0] for p in parts)
+    _positive(args.masks, "--masks")
+    dropout = DropoutProtocol(
+        spatial_ps=spatial, masks=args.masks,
+        channel_ps=_fractions(args.channel_ps, "--channel-ps") if args.channel_ps else DropoutProtocol().channel_ps,
+        noise_alphas=_floats(args.noise_alphas, "--noise-alphas") if args.noise_alphas else DropoutProtocol().noise_alphas)
+    scales = _floats(args.scales, "--scales") if args.scales else CropProtocol().scales
+    if any(not 0 < s <= 1 for s in scales):
+        raise UserError(f"--scales must be area fractions in (0, 1], got {args.scales!r}")
+    return {"noise": NoiseProtocol(sigmas=_floats(args.sigmas, "--sigmas")) if args.sigmas else NoiseProtocol(),
+            "corruptions": corruption, "dropout": dropout, "pgd": _pgd_protocol(args),
+            "crops": CropProtocol(scales=scales)}
+
+
+def _replace(protocol, **changes):
+    import dataclasses
+
+    return dataclasses.replace(protocol, **changes)
+
+
+def _retry_missing(session, name: str) -> None:
+    """Drop stored cells a pre-rendered set was missing, so this run tries them again."""
+    stored = session.store.load(name, "corruptions")
+    if stored is None or not any(c.get("missing") for c in stored.cells.values()):
+        return
+    kept = {k: c for k, c in stored.cells.items() if not c.get("missing")}
+    session.store.save(_replace(stored, cells=kept, complete=False))
+
+
+def _line(result) -> str:
+    """One summary line of a result's cells."""
+    parts = []
+    for key, cell in result.cells.items():
+        if cell.get("accuracy") is None:
+            parts.append(f"{key}: missing")
+        elif "std" in cell and cell.get("masks", 1) > 1:
+            parts.append(f"{key}: {100 * cell['accuracy']:.1f}±{100 * cell['std']:.1f}%")
+        else:
+            parts.append(f"{key}: {100 * cell['accuracy']:.1f}%")
+    return ", ".join(parts)
+
+
+def _corruption_summary(results: dict, baseline: str) -> list[str]:
+    from coanalysis.analyses.corruptions import ALEXNET, summarize
+
+    lines = []
+    reference = results.get(baseline)
+    for name, result in results.items():
+        s = summarize(result.cells, reference.cells if reference is not None else None, baseline)
+        text = f"{name} corruptions: clean {100 * (s['clean_accuracy'] or 0):.1f}%"
+        if s["mean_accuracy"] is not None:
+            text += f", mean {100 * s['mean_accuracy']:.1f}% over {s['standard_cells']} standard cells"
+        if s.get("mce") is not None:
+            text += f", mCE {100 * s['mce']:.1f}% relative to {baseline} ({s['mce_corruptions']} corruptions)"
+        if s.get("mce_alexnet") is not None:
+            text += f", mCE {100 * s['mce_alexnet']:.1f}% relative to {ALEXNET}"
+        if s["missing"]:
+            text += f"; missing in the pre-rendered set: {', '.join(s['missing'])}"
+        if s["undecodable"]:
+            text += f"; {s['undecodable']} undecodable files skipped (named in the results)"
+        lines.append(text)
+    return lines
+
+
 def run(args: argparse.Namespace) -> None:
     from coanalysis.analyses import ANALYSES
-    from coanalysis.analyses.noise import NoiseProtocol
+    from coanalysis.corruption_sources import available_cores
     from coanalysis.loading import UserError
     from coanalysis.pipeline import make_context, model_names, open_model, run_analysis
 
-    only = [a.strip() for a in args.only.split(",") if a.strip()]
+    only = list(dict.fromkeys(a.strip() for a in args.only.split(",") if a.strip()))
     unknown = [a for a in only if a not in ROBUSTNESS]
     if unknown or not only:
         raise UserError(f"unknown analysis {', '.join(unknown) or '(none)'} in --only; choose from: {', '.join(ROBUSTNESS)}")
-    protocols = {"noise": NoiseProtocol(sigmas=_floats(args.sigmas)) if args.sigmas else NoiseProtocol()}
-    if any(s < 0 for s in protocols["noise"].sigmas):
-        raise UserError("--sigmas must be >= 0")
-    session = session_from_args(args)
+    chosen = protocols(args)
     names = model_names(args.ckpt, args.name)
+    baseline = args.baseline or names[0]
+    if baseline not in names:
+        raise UserError(f"--baseline {baseline!r} is not among the models: {', '.join(names)}")
+    session = session_from_args(args)
     summary = []
+    corruption_results = {}
     for ckpt, name in zip(args.ckpt, names):
         encoder = open_model(session, ckpt, name)
         ctx = make_context(session, encoder)
+        ctx.extras["corruption_workers"] = args.workers if args.workers > 0 else available_cores()
+        if args.corruption_cache:
+            from pathlib import Path
+
+            ctx.extras["corruption_cache"] = Path(args.corruption_cache).expanduser()
         for analysis in only:
-            result = run_analysis(session, ctx, ANALYSES[analysis], protocols[analysis])
+            if analysis == "corruptions":
+                _retry_missing(session, name)
+            result = run_analysis(session, ctx, ANALYSES[analysis], chosen[analysis])
             summary.append((name, analysis, result))
+            if analysis == "corruptions":
+                corruption_results[name] = result
+        ctx.extras.clear()  # images and local maps of this model
     for name, analysis, result in summary:
-        cells = ", ".join(f"{k}: {100 * c['accuracy']:.1f}%" for k, c in result.cells.items())
-        print(f"{name} {analysis} (n = {result.protocol['data']['n']}): {cells}")
+        n = max((c.get("n", 0) for c in result.cells.values()), default=0)
+        print(f"{name} {analysis} (n = {n}): {_line(result)}")
+    for line in _corruption_summary(corruption_results, baseline):
+        print(line)
     print(f"results in {session.store.root}; render them with: coanalysis report {session.store.root}")

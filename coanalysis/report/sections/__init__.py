@@ -10,13 +10,18 @@ from __future__ import annotations
 from typing import Callable
 
 from coanalysis.report.data import ReportData
-from coanalysis.report.sections import appendix, bagssl, clean, erf, models, noise, redundancy
+from coanalysis.report.sections import (appendix, bagssl, clean, corruptions, crops, dropout, erf, models,
+                                        noise, pgd, redundancy)
 from coanalysis.report.sections.base import Details, FigureBlock, Section, Table
 
 SECTIONS: list[Callable[[ReportData], Section | None]] = [
     models.build,
     clean.build,
     noise.build,
+    corruptions.build,
+    dropout.build,
+    pgd.build,
+    crops.build,
     redundancy.build,
     erf.build,
     bagssl.build,

@@ -1,0 +1,154 @@
+"""Adversarial robustness: PGD through foolbox (PROTOCOLS.md section 6).
+
+The attacked model is `probe ∘ encoder` (`ProbedEncoder`) in eval mode, images in [0, 1] with
+bounds (0, 1); under bf16 precision the encoder runs in bf16 autocast and the probe in float32,
+as for every other accuracy. One cell per (norm, epsilon), e.g. `linf eps=1/255` or
+`l2 eps=0.25`: foolbox's `LinfPGD` / `L2PGD` with `steps`, `rel_stepsize` (or `abs_stepsize`) and
+`random_start`, called once per batch with the cell's epsilon list; `restarts` > 1 repeats the
+attack (foolbox's `repeat`) and counts an image as broken when any restart succeeds. Robust
+accuracy counts the images that are classified correctly both clean and after the attack. Every
+cell records the largest perturbation it produced (L-inf or L2 norm of `x_adv - x`), which never
+exceeds epsilon; epsilon = 0 leaves every image unchanged and equals the clean accuracy.
+
+foolbox draws the random start from torch's global generator; it is seeded per (seed, cell,
+first image position of the batch) inside `torch.random.fork_rng`, so results are reproducible
+for a given batch size (recorded) and the caller's random state is untouched. This module is the
+only caller of foolbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import zlib
+from dataclasses import asdict, dataclass
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from coanalysis.features import autocast, to_input
+from coanalysis.probe import ProbedEncoder
+from coanalysis.seeding import image_seed
+
+LINF_EPS: tuple[float, ...] = (0.0, 0.25 / 255, 0.5 / 255, 1 / 255, 2 / 255, 4 / 255)
+L2_EPS: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5)
+NORMS = ("linf", "l2")
+
+
+@dataclass(frozen=True)
+class PGDProtocol:
+    linf_eps: tuple[float, ...] = LINF_EPS
+    l2_eps: tuple[float, ...] = L2_EPS
+    steps: int = 20
+    rel_stepsize: float = 0.1
+    abs_stepsize: float | None = None  # when set, overrides rel_stepsize (foolbox's rule)
+    random_start: bool = True
+    restarts: int = 1
+    n: int | None = None  # attacked images: a seeded subset of the evaluation subset (None: all)
+    seed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "linf_eps": list(self.linf_eps), "l2_eps": list(self.l2_eps),
+                "model": "probe ∘ encoder, eval mode, bounds (0, 1)", "library": "foolbox LinfPGD / L2PGD",
+                "robust": "correct on the clean image and on the attacked one",
+                "random_start_seed": "torch global RNG seeded per (seed, cell, first position of the batch)",
+                "subset": "first n of the evaluation subset's seeded permutation"}
+
+
+def eps_label(norm: str, eps: float) -> str:
+    """`1/255`-style text for L-inf epsilons, plain numbers for L2."""
+    if norm == "linf":
+        return f"{eps * 255:.6g}/255" if eps else "0"
+    return f"{eps:g}"
+
+
+def parse_eps(text: str) -> float:
+    """'0.5', '1/255' or '0.25/255' -> float."""
+    if "/" in text:
+        num, den = text.split("/", 1)
+        return float(num) / float(den)
+    return float(text)
+
+
+def cells(protocol: PGDProtocol) -> list[str]:
+    return ([f"linf eps={eps_label('linf', e)}" for e in protocol.linf_eps]
+            + [f"l2 eps={eps_label('l2', e)}" for e in protocol.l2_eps])
+
+
+def _norm_eps(protocol: PGDProtocol, key: str) -> tuple[str, float]:
+    for norm, values in (("linf", protocol.linf_eps), ("l2", protocol.l2_eps)):
+        for eps in values:
+            if key == f"{norm} eps={eps_label(norm, eps)}":
+                return norm, eps
+    raise KeyError(key)
+
+
+class AttackedModel(nn.Module):
+    """`ProbedEncoder` with the context's precision: the encoder under autocast, the probe in float32."""
+
+    def __init__(self, probed: ProbedEncoder, precision: str):
+        super().__init__()
+        self.probed = probed
+        self.precision = precision
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with autocast(x.device, self.precision):
+            features = self.probed.encoder.forward_global(x)
+        return self.probed.probe(features.float())
+
+
+def perturbation_norms(x: torch.Tensor, x_adv: torch.Tensor, norm: str) -> torch.Tensor:
+    """`(B,)` L-inf or L2 norms of `x_adv - x` per image, in float64."""
+    delta = (x_adv.double() - x.double()).flatten(1)
+    return delta.abs().amax(dim=1) if norm == "linf" else delta.norm(dim=1)
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """The module's parameters need no gradient inside the block: foolbox calls `loss.backward()`,
+    which would otherwise compute every weight gradient too, about a third more work per step."""
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
+
+
+def run_cell(ctx, protocol: PGDProtocol, key: str) -> dict[str, Any]:
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # foolbox imports GitPython
+    import foolbox as fb
+
+    norm, eps = _norm_eps(protocol, key)
+    model = AttackedModel(ProbedEncoder(ctx.encoder, ctx.probe), ctx.precision).eval()
+    fmodel = fb.PyTorchModel(model, bounds=(0, 1), device=ctx.device)
+    attack_type = fb.attacks.LinfPGD if norm == "linf" else fb.attacks.L2PGD
+    attack = attack_type(steps=protocol.steps, rel_stepsize=protocol.rel_stepsize,
+                         abs_stepsize=protocol.abs_stepsize, random_start=protocol.random_start)
+    if protocol.restarts > 1:
+        attack = attack.repeat(protocol.restarts)
+    subset = ctx.images(protocol.n)
+    condition = zlib.crc32(key.encode())
+    devices = [ctx.device.index or 0] if ctx.device.type == "cuda" else []
+    clean = robust = 0
+    largest = 0.0
+    with frozen(model):
+        for start in range(0, len(subset), ctx.batch_size):
+            rows = slice(start, start + ctx.batch_size)
+            x = to_input(subset.images[rows], ctx.device)
+            y = subset.labels[rows].to(ctx.device)
+            with torch.no_grad():
+                correct = model(x).argmax(1) == y
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(image_seed(protocol.seed, condition, int(subset.positions[start])))
+                _, clipped, success = attack(fmodel, x, y, epsilons=[eps])
+            largest = max(largest, float(perturbation_norms(x, clipped[0], norm).max()))
+            clean += int(correct.sum())
+            robust += int((correct & ~success[0]).sum())
+    n = len(subset)
+    return {"norm": norm, "eps": eps, "eps_label": eps_label(norm, eps), "accuracy": robust / max(n, 1),
+            "clean_accuracy": clean / max(n, 1), "n": n, "max_perturbation": largest,
+            "batch_size": ctx.batch_size}
