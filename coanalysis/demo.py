@@ -131,6 +131,9 @@ def summary_table(clean: dict[str, float], results: dict[str, dict[str, Any]]) -
         counts = {a: len(per[a].cells) for per in reversed(list(results.values())) for a in per}
         lines.append("clean: linear-probe top-1; then each analysis's mean top-1 over its conditions ("
                      + ", ".join(f"{a}: {counts[a]}" for a in analyses) + ")")
+        if "redundancy" in analyses:
+            lines.append("redundancy: the probe's top-1 when it is given one local vector (centre, random) instead "
+                         "of the global one; its correlations are in the takeaways")
     return lines
 
 

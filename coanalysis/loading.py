@@ -72,6 +72,8 @@ class ModelSource:
         data = asdict(self)
         data["notes"] = list(self.notes)
         data["config"] = self.meta.get("config")
+        data["training"] = {k: self.meta[k] for k in ("step", "total_steps", "finished", "metrics", "created")
+                            if k in self.meta} or None
         data.pop("meta")
         data.pop("dropped")
         data["dropped_keys"] = len(self.dropped)

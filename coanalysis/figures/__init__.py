@@ -203,8 +203,8 @@ def grouped_bars(ax, values: Mapping[str, Sequence[float]], groups: Sequence[str
     legend(ax, baseline)
 
 
-def render_figure(fig, formats: Sequence[str] = ("png", "pdf")) -> dict[str, bytes]:
-    """Encode `fig` in each format (PNG at 150 dpi; PDF without a creation date, so re-rendering
+def render_figure(fig, formats: Sequence[str] = ("png", "pdf"), dpi: int = 150) -> dict[str, bytes]:
+    """Encode `fig` in each format (PNG at `dpi`; PDF without a creation date, so re-rendering
     the same results gives the same file) and close it."""
     out = {}
     for fmt in formats:
@@ -212,7 +212,7 @@ def render_figure(fig, formats: Sequence[str] = ("png", "pdf")) -> dict[str, byt
         if fmt == "pdf":
             fig.savefig(buf, format="pdf", metadata={"CreationDate": None})
         else:
-            fig.savefig(buf, format=fmt, dpi=150)
+            fig.savefig(buf, format=fmt, dpi=dpi)
         out[fmt] = buf.getvalue()
     plt.close(fig)
     return out

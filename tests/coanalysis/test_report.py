@@ -55,6 +55,13 @@ def test_report_from_json_alone(results_folder, tiny_runs, tmp_path):
     co = next(r for r in rows if r[0] == "co-byol")
     assert co[1:] == [f"{100 * stored['cells'][k]['accuracy']:.1f}" for k in ("sigma=0", "sigma=0.1", "sigma=0.5")]
     assert (tmp_path / "tables" / "models.md").read_text().startswith("| model | format |")
+    # the models table states each checkpoint's training progress from its meta.json
+    meta = json.loads((tiny_runs["co-byol"] / "meta.json").read_text())
+    models = list(csv.DictReader(io.StringIO((tmp_path / "tables" / "models.csv").read_text())))
+    training = next(r["training"] for r in models if r["model"].startswith("co-byol"))
+    unfinished = "" if meta["finished"] else " (unfinished)"  # the tiny runs stop after 2 of their steps
+    assert training == (f"{meta['step']} of {meta['total_steps']} steps{unfinished}, "
+                        f"final loss {meta['metrics']['loss']:.3g}")
 
 
 def test_report_without_noise_results_skips_the_section(results_folder, tmp_path):

@@ -32,6 +32,18 @@ def _epochs(m: dict[str, Any]) -> str:
     return f"{epoch} of {planned}" if planned is not None else str(epoch)
 
 
+def _training(m: dict[str, Any]) -> str:
+    """'110 of 110 steps, final loss 0.312' from the checkpoint's training record ('–' when it has none)."""
+    t = m.get("training") or {}
+    if t.get("step") is None:
+        return "–"
+    text = f"{t['step']} of {t['total_steps']} steps" if t.get("total_steps") else f"{t['step']} steps"
+    if t.get("finished") is False:
+        text += " (unfinished)"
+    loss = (t.get("metrics") or {}).get("loss")
+    return text + (f", final loss {loss:.3g}" if isinstance(loss, (int, float)) else "")
+
+
 def _value(v: Any) -> str:
     return "–" if v is None else json.dumps(v) if isinstance(v, (list, dict)) else str(v)
 
@@ -45,12 +57,12 @@ def build(data: ReportData) -> Section:
         rows.append([data.label(name), m.get("format", "?"),
                      f"{m.get('arch', '?')} ({fmt_kwargs(m.get('arch_kwargs', {}))})", _params(m),
                      m.get("method") or "–", f"{trained_on}" + (f", {size} px" if size else ""), _epochs(m),
-                     f"{rf} px" if rf else "–",
+                     _training(m), f"{rf} px" if rf else "–",
                      f"sha256:{m['content_hash'][:12]}" if m.get("content_hash") else "–"])
     identity = Table(["model", "format", "architecture", "parameters", "method", "trained on", "epochs",
-                      "receptive field", "checkpoint"], rows,
+                      "training", "receptive field", "checkpoint"], rows,
                      "Checkpoint identity, from each results folder's model.json. Parameters: the encoder's "
-                     "(heads are not part of the checkpoint); receptive field: analytic, of the local map; "
+                     "(heads are not part of the checkpoint); training: optimizer steps done of those planned, and the loss of the last epoch; receptive field: analytic, of the local map; "
                      "checkpoint: the start of the weights file's SHA-256 (in full in the model records below).",
                      name="models")
     tables = [identity]
