@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from co_ssl_train.ema import ema_update
-from co_ssl_train.methods.co import LocalBranch, LocalSettings, combine
+from co_ssl_train.methods.co import LocalSettings, attach_local_branch, combine
 from co_ssl_train.methods.heads import MLP
 from co_ssl_train.methods.views import ViewPlan, cross_view_mean, encode_views, global_outputs, local_crops, two_views
 from co_ssl_train.models import Encoder
@@ -58,14 +58,10 @@ class BYOL(nn.Module):
         self.target_encoder = copy.deepcopy(encoder)
         self.target_projector = copy.deepcopy(self.head[0])
         self.settings = local
-        self.layers = (encoder.final_layer,)
-        self.local: LocalBranch | None = None
+        self.layers, self.local = attach_local_branch(encoder, self.head, make_head, local)
         self.target_local_projector: nn.Module | None = None
-        if local is not None:
-            if local.layer != encoder.final_layer:
-                self.layers += (local.layer,)
-            self.local = LocalBranch(self.head, make_head, encoder.backbone.channels[local.layer], c, local)
-            self.target_local_projector = copy.deepcopy(self.local.head[0]) if self.local.head is not None else None
+        if self.local is not None and self.local.head is not None:
+            self.target_local_projector = copy.deepcopy(self.local.head[0])
         for module in self.target_modules():
             module.requires_grad_(False)
 

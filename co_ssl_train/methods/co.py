@@ -88,3 +88,15 @@ class LocalBranch(nn.Module):
     def forward(self, local: torch.Tensor) -> torch.Tensor:
         head = self._shared_head[0] if self.shared else self.head
         return per_position(head, self.pool(local))
+
+
+def attach_local_branch(encoder, global_head: nn.Module, make_head: Callable[[int], nn.Module],
+                        settings: LocalSettings | None) -> tuple[tuple[str, ...], LocalBranch | None]:
+    """What every method's constructor needs for its CO-variant: the encoder layers to return (the
+    final one, plus the local branch's layer when it differs) and the branch (None without CO)."""
+    if settings is None:
+        return (encoder.final_layer,), None
+    layers = (encoder.final_layer,) + (() if settings.layer == encoder.final_layer else (settings.layer,))
+    branch = LocalBranch(global_head, make_head, encoder.backbone.channels[settings.layer],
+                         encoder.num_features, settings)
+    return layers, branch

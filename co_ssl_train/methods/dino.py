@@ -27,7 +27,7 @@ from torch import nn
 
 from co_ssl_train.distributed import all_reduce_mean
 from co_ssl_train.ema import ema_update
-from co_ssl_train.methods.co import LocalBranch, LocalSettings, combine
+from co_ssl_train.methods.co import LocalSettings, attach_local_branch, combine
 from co_ssl_train.methods.heads import DINOHead
 from co_ssl_train.methods.views import ViewPlan, cross_view_mean, encode_views, global_outputs, local_crops, two_views
 from co_ssl_train.models import Encoder
@@ -89,12 +89,7 @@ class DINO(nn.Module):
         self.register_buffer("center", torch.zeros(1, prototypes))
         self.register_buffer("teacher_temp", torch.tensor(teacher_temp, dtype=torch.float32), persistent=False)
         self.settings = local
-        self.layers = (encoder.final_layer,)
-        self.local: LocalBranch | None = None
-        if local is not None:
-            if local.layer != encoder.final_layer:
-                self.layers += (local.layer,)
-            self.local = LocalBranch(self.head, make_head, encoder.backbone.channels[local.layer], c, local)
+        self.layers, self.local = attach_local_branch(encoder, self.head, make_head, local)
         for module in self.target_modules():
             module.requires_grad_(False)
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from co_ssl_train.ema import ema_update
-from co_ssl_train.methods.co import LocalBranch, LocalSettings, combine
+from co_ssl_train.methods.co import LocalSettings, attach_local_branch, combine
 from co_ssl_train.methods.heads import MLP
 from co_ssl_train.methods.simclr import info_nce
 from co_ssl_train.methods.views import ViewPlan, encode_views, global_outputs, two_views
@@ -52,12 +52,7 @@ class MoCoV3(nn.Module):
         self.target_projector = copy.deepcopy(self.head[0])
         self.temperature = temperature
         self.settings = local
-        self.layers = (encoder.final_layer,)
-        self.local: LocalBranch | None = None
-        if local is not None:
-            if local.layer != encoder.final_layer:
-                self.layers += (local.layer,)
-            self.local = LocalBranch(self.head, make_head, encoder.backbone.channels[local.layer], c, local)
+        self.layers, self.local = attach_local_branch(encoder, self.head, make_head, local)
         for module in self.target_modules():
             module.requires_grad_(False)
 

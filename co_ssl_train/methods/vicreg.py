@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from co_ssl_train.distributed import gather_with_grad
-from co_ssl_train.methods.co import LocalBranch, LocalSettings, combine
+from co_ssl_train.methods.co import LocalSettings, attach_local_branch, combine
 from co_ssl_train.methods.heads import MLP
 from co_ssl_train.methods.views import ViewPlan, encode_views, global_outputs, two_views
 from co_ssl_train.models import Encoder
@@ -85,12 +85,7 @@ class VICReg(nn.Module):
         self.head = make_head(c)
         self.weights = weights
         self.settings = local
-        self.layers = (encoder.final_layer,)
-        self.local: LocalBranch | None = None
-        if local is not None:
-            if local.layer != encoder.final_layer:
-                self.layers += (local.layer,)
-            self.local = LocalBranch(self.head, make_head, encoder.backbone.channels[local.layer], c, local)
+        self.layers, self.local = attach_local_branch(encoder, self.head, make_head, local)
 
     def online_modules(self) -> list[nn.Module]:
         return [m for m in (self.encoder, self.head, self.local) if m is not None]

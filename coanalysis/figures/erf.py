@@ -73,6 +73,14 @@ def _row_label(ax, text: str, color) -> None:
             color=color, fontweight="bold")
 
 
+
+def _bare(ax):
+    """An image panel: no ticks, no grid."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    return ax
+
 def _footer(results: list[Result], method: str, what: str) -> str:
     r = results[0]
     cells = method_cells(r, method)
@@ -90,10 +98,7 @@ def erf_grid_figure(results: list[Result], colors: dict, method: str = "gradient
     name = "?"
     for i, r in enumerate(results):
         for j, coord in enumerate(coords):
-            ax = axes[i][j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
+            ax = _bare(axes[i][j])
             cell = _cell(r, method, coord)
             if cell is None or len(cell.get("examples", [])) <= example:
                 ax.text(0.5, 0.5, "not computed", ha="center", va="center", fontsize=8, transform=ax.transAxes)
@@ -121,10 +126,7 @@ def erf_average_figure(results: list[Result], colors: dict, method: str = "gradi
     fig, axes = new_panels(rows, cols, 1.9 * cols + 0.5, 1.9 * rows + 0.6)
     for i, r in enumerate(results):
         for j, coord in enumerate(coords):
-            ax = axes[i][j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
+            ax = _bare(axes[i][j])
             cell = _cell(r, method, coord)
             if cell is None:
                 continue
