@@ -9,7 +9,7 @@ takeaways, the time per phase and the report's path, and records the same in `de
 the report.
 
 Presets (ours):
-- `cpu`: a width-16 ResNet-10 (CIFAR stem), time-boxed training (one epoch over 28 160 images),
+- `cpu`: a width-16 ResNet-10 (CIFAR stem), time-boxed training (one epoch over 20 480 images),
   probe on 10 000 training images, evaluation on 2 000 test images; within 10 minutes on 2 cores.
 - `gpu`: a full ResNet-18 (CIFAR stem) for 30 epochs, probe and evaluation on the full splits.
 - `smoke`: a width-8 ResNet-10 trained for 2 steps, small subsets; checks the whole pipeline in
@@ -42,10 +42,10 @@ class Preset:
 
 PRESETS = {
     "cpu": Preset(("--arch", "resnet10", "--width", "16", "--proj-hidden", "512", "--proj-dim", "128",
-                   "--batch-size", "256", "--subset", "28160", "--epochs", "1", "--warmup-epochs", "0.05",
+                   "--batch-size", "256", "--subset", "20480", "--epochs", "1", "--warmup-epochs", "0.05",
                    "--lr", "1.0"),
                   n=2000, n_train=10000, batch_size=500, analysis_preset="cpu",
-                  description="ResNet-10 width 16, one epoch over 28 160 images (110 steps of 256) per model"),
+                  description="ResNet-10 width 16, one epoch over 20 480 images (80 steps of 256) per model"),
     "gpu": Preset(("--arch", "resnet18", "--batch-size", "512", "--epochs", "30", "--warmup-epochs", "2",
                    "--lr", "1.0"),
                   n=None, n_train=None, batch_size=1024, analysis_preset="gpu",

@@ -12,7 +12,7 @@ EXAMPLES = """examples:
   coanalysis demo --download              # fetch Fashion-MNIST with torchvision when online
 
 Interrupted? Run the same command again: finished training and finished analysis cells are kept.
-Presets: cpu = ResNet-10 width 16, one epoch over 28 160 images, probe on 10 000 training images,
+Presets: cpu = ResNet-10 width 16, one epoch over 20 480 images, probe on 10 000 training images,
 evaluation on 2 000 test images; gpu = ResNet-18, 30 epochs, full splits; smoke = 2 training
 steps, a check that the whole pipeline runs (its numbers mean nothing).
 """

@@ -33,7 +33,7 @@ def _epochs(m: dict[str, Any]) -> str:
 
 
 def _training(m: dict[str, Any]) -> str:
-    """'110 of 110 steps, final loss 0.312' from the checkpoint's training record ('–' when it has none)."""
+    """'80 of 80 steps, final loss 0.312' from the checkpoint's training record ('–' when it has none)."""
     t = m.get("training") or {}
     if t.get("step") is None:
         return "–"
