@@ -57,6 +57,7 @@ class PageReport:
     pdf: bytes = b""
     screenshot: Path | None = None
     events: list[str] = field(default_factory=list)  # every event method seen (for debugging)
+    overflow_px: int = 0  # how far the page is wider than the window (0: no horizontal scrolling)
 
     @property
     def broken_images(self) -> list[dict[str, Any]]:
@@ -189,6 +190,8 @@ class Chromium:
                 width: i.naturalWidth, height: i.naturalHeight})))""", session)
         titles = self.evaluate("Array.from(document.querySelectorAll('main > section > h2')).map(h => h.textContent)",
                                session)
+        overflow = self.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth",
+                                 session)
         shot = None
         if screenshot is not None:
             height = self.evaluate("Math.ceil(document.documentElement.scrollHeight)", session)
@@ -201,7 +204,9 @@ class Chromium:
         pdf = base64.b64decode(self.call("Page.printToPDF", {"printBackground": True}, session)["data"])
         events = [e for e in self.events[first_event:] if e.get("sessionId") == session]
         self.call("Target.closeTarget", {"targetId": target})
-        return _page_report(events, images, titles, pdf, shot)
+        report = _page_report(events, images, titles, pdf, shot)
+        report.overflow_px = int(overflow)
+        return report
 
 
 def _page_report(events: list[dict[str, Any]], images: list[dict[str, Any]], titles: list[str], pdf: bytes,
@@ -243,10 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(report.images)} images, {len(report.broken_images)} broken; "
           f"sections: {', '.join(report.section_titles)}")
     print(f"errors: {report.errors or 'none'}; external requests: {report.external_requests or 'none'}; "
-          f"print to PDF: {len(report.pdf)} bytes")
+          f"print to PDF: {len(report.pdf)} bytes; horizontal overflow: {report.overflow_px} px")
     if args.screenshot:
         print(f"screenshot: {args.screenshot}")
-    return 1 if report.broken_images or report.errors or report.external_requests else 0
+    return 1 if report.broken_images or report.errors or report.external_requests or report.overflow_px else 0
 
 
 if __name__ == "__main__":

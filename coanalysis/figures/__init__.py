@@ -81,6 +81,11 @@ def label_axes(ax, x: str | None = None, y: str | None = "accuracy", title: str 
         ax.set_title(title)
 
 
+def fmt_n(n: int | None) -> str:
+    """A count with thin-space thousands: 10000 -> '10 000'."""
+    return "?" if n is None else f"{int(n):,}".replace(",", "\u202f")
+
+
 def per_255(eps: float) -> float:
     """An L∞ epsilon in pixel units ([0, 1] images) expressed in /255."""
     return eps * 255

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import seaborn as sns
 
-from coanalysis.figures import new_panels
+from coanalysis.figures import fmt_n, new_panels
 from coanalysis.results import Result
 
 
@@ -15,7 +15,8 @@ def describe(result: Result) -> str:
     p = result.protocol
     pairs = result.cells.get("pairs", {})
     n = pairs.get("n_images") or result.cells.get("similarity", {}).get("n_images") or p.get("n_images")
-    return (f"n = {n} images, {pairs.get('n_pairs', p.get('n_pairs'))} pairs, {p.get('positions')} positions "
+    n_pairs = pairs.get("n_pairs", p.get("n_pairs"))
+    return (f"n = {fmt_n(n)} images, {fmt_n(n_pairs)} pairs, {p.get('positions')} positions "
             f"× {p.get('samples_per_pair')}, seed {p.get('seed')}")
 
 

@@ -31,6 +31,7 @@ def _assert_clean(page, n_figures: int, titles: list[str]) -> None:
     assert len(page.images) == n_figures and not page.broken_images, page.images
     assert page.errors == [], page.errors
     assert page.external_requests == []
+    assert page.overflow_px == 0, f"the page is {page.overflow_px} px wider than the window"
     assert page.section_titles == titles
     assert page.pdf.startswith(b"%PDF") and page.pdf.count(b"/Type /Page") >= 2
 

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from coanalysis.figures import Curve
+from coanalysis.figures import Curve, fmt_n
 from coanalysis.report.data import ReportData
 
 
@@ -91,11 +91,6 @@ def pct(x: float | None) -> str:
 
 def fmt_kwargs(kwargs: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in (kwargs or {}).items())
-
-
-def fmt_n(n: int | None) -> str:
-    """A count with thin-space thousands: 10000 -> '10 000'."""
-    return "?" if n is None else f"{int(n):,}".replace(",", "\u202f")
 
 
 def fmt_x(x: float) -> str:
