@@ -196,7 +196,7 @@ def test_compiled_training_matches_eager(tmp_path, method):
         if a[k].is_floating_point():
             assert (a[k] - b[k]).norm() <= 0.05 * a[k].norm() + 1e-6, k
     la, lb = (json.loads((tmp_path / r / "meta.json").read_text())["metrics"]["loss"] for r in ("eager", "compiled"))
-    assert la == pytest.approx(lb, abs=1e-4)
+    assert la == pytest.approx(lb, rel=1e-4)  # relative: co-dino's loss is about 7.7 here, co-byol's under 1
 
 
 def test_resuming_a_state_of_other_heads_is_a_user_error(tmp_path):

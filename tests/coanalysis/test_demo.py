@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 
+from coanalysis.analyses import ANALYSES
 from coanalysis.demo import mean_accuracy, summary_table
 from tests.conftest import run_cli
 from tests.datafiles import write_fashion_mnist
@@ -48,11 +49,13 @@ def test_smoke_demo_end_to_end_and_resumed(tmp_path):
     first = run_cli(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     report = tmp_path / "reports" / "demo" / "report.html"
-    assert f"report: {report}" in first.stdout and "[7/7] rendering the report" in first.stdout
+    # phases: 2 trainings, then per model its probe and every analysis with a demo protocol, then the report
+    phases = 2 + 2 * (1 + sum(a.demo is not None for a in ANALYSES.values())) + 1
+    assert f"report: {report}" in first.stdout and f"[{phases}/{phases}] rendering the report" in first.stdout
     html = report.read_text()
     assert "<h2>Gaussian noise</h2>" in html and "Made by coanalysis demo (preset smoke" in html
     record = json.loads((tmp_path / "reports" / "demo" / "demo.json").read_text())
-    assert record["resumed"] is False and record["skipped"] == [] and len(record["phases"]) == 7
+    assert record["resumed"] is False and record["skipped"] == [] and len(record["phases"]) == phases
     second = run_cli(*args, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert second.stdout.count("already trained to step 2; nothing to do") == 2
