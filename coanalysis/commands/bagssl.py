@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from coanalysis.commands.common import add_data_args, add_model_args, add_run_args, session_from_args
+from coanalysis.commands.common import (add_data_args, add_model_args, add_run_args, finish_section_command,
+                                       session_from_args)
 
 HELP = "whole-vs-parts cosine and bag-of-patches probe accuracy against patch size"
 EXAMPLES = """examples:
@@ -46,12 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
     from coanalysis.analyses import ANALYSES
     from coanalysis.analyses.bagssl import BagSSLProtocol, default_patch_sizes
     from coanalysis.pipeline import make_context, model_names, open_model, run_analysis
-    from coanalysis.report.export import export_section
     from coanalysis.report.sections import bagssl
 
     sizes = _ints(args.patch_sizes) if args.patch_sizes else None
@@ -71,8 +69,4 @@ def run(args: argparse.Namespace) -> None:
                 f", bag probe {100 * cell['bag_accuracy']:.1f}% vs whole {100 * cell['global_accuracy']:.1f}%")
             print(f"{name} {cell['patch_size']:>3d} px: cos(whole, mean of parts) = "
                   f"{cell['cos_whole_bag']['mean']:.3f}{acc} (n = {cell['n']}, {cell['patches_per_image']} patches)")
-    root = session.store.root
-    print(f"results in {root}; render them with: coanalysis report {root}")
-    if args.figures:
-        paths = export_section([root], bagssl.build, Path(args.figures))
-        print(f"{len(paths)} figure files in {args.figures}")
+    finish_section_command(session.store.root, bagssl.build, args.figures)

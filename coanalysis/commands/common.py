@@ -108,3 +108,14 @@ def session_from_args(args: argparse.Namespace) -> Session:
                    workers=args.workers, progress=not args.no_progress, overwrite=args.overwrite,
                    cache_dir=Path(args.cache_dir) if args.cache_dir else None,
                    load_options=dict(zip(model_names(args.ckpt, args.name), per_ckpt)), normalization=normalization)
+
+
+def finish_section_command(root: Path, build, figures: str | None) -> None:
+    """The end of an analysis command: where its results are and, with `--figures DIR`, its report
+    section's figures exported there (PNG and PDF) from those results alone."""
+    from coanalysis.report.export import export_section
+
+    print(f"results in {root}; render them with: coanalysis report {root}")
+    if figures:
+        paths = export_section([root], build, Path(figures))
+        print(f"{len(paths)} figure files in {figures}")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from coanalysis.commands.common import add_data_args, add_model_args, add_run_args, session_from_args
+from coanalysis.commands.common import (add_data_args, add_model_args, add_run_args, finish_section_command,
+                                       session_from_args)
 
 HELP = "effective receptive fields of local vectors, drawn over images, next to the analytic RF"
 EXAMPLES = """examples:
@@ -74,13 +75,10 @@ def image_context(session, encoder, protocol):
 
 
 def run(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
     from coanalysis.analyses import ANALYSES
     from coanalysis.analyses.erf import EVAL, ERFProtocol
     from coanalysis.local_features import resolve_layer
     from coanalysis.pipeline import make_context, model_names, open_model, run_analysis
-    from coanalysis.report.export import export_section
     from coanalysis.report.sections import erf
 
     protocol = ERFProtocol(coords=tuple(_coord(c) for c in args.coords),
@@ -107,8 +105,4 @@ def run(args: argparse.Namespace) -> None:
                   + "/".join("–" if s[q]["mean"] is None else f"{s[q]['mean']:.1f}" for q in ("20", "50", "90"))
                   + f" px, analytic RF {c['analytic_rf'] if c['analytic_rf'] is not None else 'unknown'}"
                   f" (n = {c['n_images']} images at {c['input_size'][0]} px)")
-    root = session.store.root
-    print(f"results in {root}; render them with: coanalysis report {root}")
-    if args.figures:
-        paths = export_section([root], erf.build, Path(args.figures))
-        print(f"{len(paths)} figure files in {args.figures}")
+    finish_section_command(session.store.root, erf.build, args.figures)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from coanalysis.commands.common import add_data_args, add_model_args, add_run_args, session_from_args
+from coanalysis.commands.common import (add_data_args, add_model_args, add_run_args, finish_section_command,
+                                       session_from_args)
 
 HELP = "local-global similarity correlation, intra-image similarity and single-vector probe accuracy"
 EXAMPLES = """examples:
@@ -65,16 +66,6 @@ def run(args: argparse.Namespace) -> None:
               + (f", intra-image similarity {intra:.3f}" if intra is not None else "")
               + f", local-to-global {sim['local_to_global']['mean']:.3f}{parts} "
               f"(n = {pairs['n_images']} images, {pairs['n_pairs']} pairs)")
-    _export(args, session.store.root)
-
-
-def _export(args: argparse.Namespace, root) -> None:
-    from pathlib import Path
-
-    from coanalysis.report.export import export_section
     from coanalysis.report.sections import redundancy
 
-    print(f"results in {root}; render them with: coanalysis report {root}")
-    if args.figures:
-        paths = export_section([root], redundancy.build, Path(args.figures))
-        print(f"{len(paths)} figure files in {args.figures}")
+    finish_section_command(session.store.root, redundancy.build, args.figures)
