@@ -26,7 +26,7 @@ def build(data: ReportData) -> Section | None:
     table = Table(["model", "training c_min"] + [f"s={s:g}" for s in scales], rows,
                   "Probe top-1 (%) on one random crop of area fraction s per image, resized back to the input size.")
     figure = FigureBlock("crops", crops_figure(results, data.colors), "Accuracy against the crop's area fraction.",
-                         diff_takeaway(data, {k: (xs, ys) for k, (xs, ys) in curves.items()}, "s", "", n, seeds))
+                         diff_takeaway(data, curves, "s", "", n, seeds))
     return Section("crops", "Parts versus whole: crop-scale accuracy",
                    intro="Each test image is replaced by a random crop covering a fraction s of its area, resized "
                          "back to the input size (PROTOCOLS §7); s = 1 is the clean accuracy.",
