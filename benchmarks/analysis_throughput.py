@@ -31,7 +31,7 @@ from coanalysis.analyses import erf, redundancy
 from coanalysis.context import EvalContext
 from coanalysis.environment import describe_device, environment
 from coanalysis.features import EvalData, autocast, resolve_precision, to_input
-from coanalysis.loading import DatasetInfo, ImageDataset, build_encoder, write_json_atomic
+from coanalysis.trainer import DatasetInfo, ImageDataset, build_encoder, write_json_atomic
 from coanalysis.local_features import local_maps
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -28,7 +28,8 @@ import torch
 
 from coanalysis.environment import describe_device, resolve_device
 from coanalysis.features import EvalData, FeatureCache, autocast, extract_features, resolve_precision
-from coanalysis.loading import DatasetInfo, ImageDataset, ModelSource, build_encoder, write_json_atomic
+from coanalysis.trainer import DatasetInfo, ImageDataset, build_encoder, write_json_atomic
+from coanalysis.loading import ModelSource
 
 RESULTS = Path(__file__).parent / "results"
 

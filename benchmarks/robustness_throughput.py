@@ -111,7 +111,8 @@ def build_context(arch: str, width: int | None, size: int, images: torch.Tensor,
 
     from coanalysis.context import EvalContext
     from coanalysis.features import EvalData
-    from coanalysis.loading import ImageDataset, ModelSource, build_encoder
+    from coanalysis.trainer import ImageDataset, build_encoder
+    from coanalysis.loading import ModelSource
     from coanalysis.probe import LinearProbe
 
     kwargs = {"stem": "cifar" if size <= 96 else "imagenet"}
@@ -233,7 +234,7 @@ def estimate_imagenet(per_image: int, efficiency: float, device: torch.device, a
     forward_rate, measured = assumed_rate, False
     if device.type == "cuda":
         from coanalysis.features import autocast
-        from coanalysis.loading import build_encoder
+        from coanalysis.trainer import build_encoder
 
         net = build_encoder("resnet50", {}, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)).to(device).eval()
         net = net.to(memory_format=torch.channels_last)
@@ -284,7 +285,7 @@ def main() -> None:
     from coanalysis.corruption_sources import STANDARD, available_cores, shutdown_pools
     from coanalysis.environment import describe_device, environment, resolve_device
     from coanalysis.features import resolve_precision
-    from coanalysis.loading import write_json_atomic
+    from coanalysis.trainer import write_json_atomic
 
     device = resolve_device(args.device)
     precision = resolve_precision("auto", device)

@@ -5,6 +5,17 @@ images in [0, 1]. Analyses live in `coanalysis.analyses`, figures in `coanalysis
 HTML report in `coanalysis.report`, and the command line in `coanalysis.cli`.
 """
 
-from coanalysis.loading import load_encoder
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["load_encoder"]
+
+
+def __getattr__(name: str) -> Any:
+    """`coanalysis.load_encoder`, imported on first use so that the torch-free render side
+    (`coanalysis.report`, `coanalysis.figures`) can be imported without torch."""
+    if name == "load_encoder":
+        from coanalysis.loading import load_encoder
+        return load_encoder
+    raise AttributeError(f"module 'coanalysis' has no attribute {name!r}")

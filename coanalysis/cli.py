@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # foolbox imports GitPython
-    from coanalysis.loading import UserError
+    from coanalysis.trainer import UserError
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 
 from coanalysis.features import EvalData, FeatureCache, autocast, to_input
-from coanalysis.loading import Encoder, UserError
+from coanalysis.trainer import Encoder, UserError
 from coanalysis.probe import LinearProbe
 
 # (float images in [0, 1] (B, 3, H, W) on the device, positions (B,)) -> images of the same kind

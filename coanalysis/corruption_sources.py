@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from coanalysis.features import FeatureCache, default_cache_dir
-from coanalysis.loading import UserError
+from coanalysis.trainer import UserError
 
 STANDARD = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
             "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coanalysis.loading import UserError, load_dataset, write_json_atomic
+from coanalysis.trainer import UserError, load_dataset, write_json_atomic
 
 
 @dataclass(frozen=True)

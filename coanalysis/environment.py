@@ -8,14 +8,14 @@ from typing import Any
 
 import torch
 
-from coanalysis.loading import package_version
+from coanalysis.trainer import package_version
 
 _LIBRARIES = ("torch", "torchvision", "numpy", "foolbox", "captum", "imagecorruptions-imaug", "safetensors")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' -> cuda when present, else cpu."""
-    from coanalysis.loading import UserError
+    from coanalysis.trainer import UserError
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

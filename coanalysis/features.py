@@ -23,7 +23,7 @@ from typing import Iterator
 
 import torch
 
-from coanalysis.loading import UNDECODABLE, AnyDataset, Encoder, UserError, iterate_batches, write_bytes_atomic
+from coanalysis.trainer import UNDECODABLE, AnyDataset, Encoder, UserError, iterate_batches, write_bytes_atomic
 
 
 @dataclass

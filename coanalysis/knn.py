@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from coanalysis.features import Features
-from coanalysis.loading import UserError
+from coanalysis.trainer import UserError
 
 
 @dataclass(frozen=True)

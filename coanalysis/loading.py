@@ -1,8 +1,4 @@
-"""The one door from coanalysis into the trainer's code, and `load_encoder`.
-
-coanalysis reaches `co_ssl_train` only here: the checkpoint contract (run directories), the
-architecture table, the dataset layer and the shared error type and atomic writers are re-exported
-from this module, and the rest of coanalysis imports them from here.
+"""`load_encoder`: a ready encoder from a co-ssl run directory or a third-party checkpoint file.
 
 `load_encoder(spec)` returns an `Encoder` in eval mode (RGB in [0, 1], normalization inside,
 `forward_local` / `forward_global`) with a `source` attribute (`ModelSource`) naming where it
@@ -11,6 +7,7 @@ checkpoint through the adapters of `coanalysis.formats` (torchvision, timm, solo
 mmselfsup, VISSL, DINO, MoCo, SwAV, PyContrast): the trunk's weights are renamed to torchvision
 names, the architecture is read from their shapes, and the weights are loaded strictly. Nothing
 from a file is ever run: weights come from safetensors or `torch.load(weights_only=True)`.
+What coanalysis takes from the trainer comes through `coanalysis.trainer`, not from here.
 """
 
 from __future__ import annotations
@@ -23,20 +20,13 @@ from typing import Any, Sequence
 
 import torch
 
-from co_ssl_train import __version__ as package_version
-from co_ssl_train import checkpoint as contract
-from co_ssl_train.atomic import atomic_path, write_bytes_atomic, write_json_atomic, write_text_atomic
-from co_ssl_train.data import DATASETS, AnyDataset, DatasetInfo, ImageDataset, get_spec, iterate_batches, load_dataset
-from co_ssl_train.data.datasets import UNDECODABLE
-from co_ssl_train.errors import UserError
-from co_ssl_train.models import ARCHS, IMAGENET_MEAN, IMAGENET_STD, Encoder, build_encoder
+from coanalysis.formats import detect, get_format
+from coanalysis.formats.arch import infer_arch
+from coanalysis.formats.base import group_keys
+from coanalysis.formats.reading import read_checkpoint
+from coanalysis.trainer import ARCHS, Encoder, UserError, build_encoder, contract
 
-ENCODER_FILE, META_FILE, STATE_FILE = contract.ENCODER_FILE, contract.META_FILE, contract.STATE_FILE
-
-__all__ = ["ARCHS", "DATASETS", "ENCODER_FILE", "IMAGENET_MEAN", "IMAGENET_STD", "META_FILE", "STATE_FILE",
-           "AnyDataset", "DatasetInfo", "Encoder", "ImageDataset", "ModelSource", "UNDECODABLE", "UserError",
-           "atomic_path", "build_encoder", "get_spec", "iterate_batches", "load_dataset",
-           "load_encoder", "package_version", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+__all__ = ["ModelSource", "load_encoder"]
 
 
 logger = logging.getLogger(__name__)
@@ -165,11 +155,6 @@ def _load_run(run_dir: Path, name: str | None, arch: str | None, branch: str | N
 
 
 def _load_file(path: Path, name: str | None, format: str | None, arch: str | None, branch: str | None) -> Encoder:
-    from coanalysis.formats import detect, get_format
-    from coanalysis.formats.arch import infer_arch
-    from coanalysis.formats.base import group_keys
-    from coanalysis.formats.reading import read_checkpoint
-
     adapter = get_format(format) if format is not None else None
     ckpt = read_checkpoint(path)
     adapter = adapter or detect(ckpt)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from coanalysis.features import EvalData, FeatureCache, feature_identity, forward_local, to_input
-from coanalysis.loading import UserError
+from coanalysis.trainer import UserError
 
 FP16_MAX = 60000.0  # above this a map is kept in float32
 

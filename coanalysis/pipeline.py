@@ -24,8 +24,9 @@ from coanalysis.context import EvalContext
 from coanalysis.environment import environment, resolve_device
 from coanalysis.features import EvalData, FeatureCache, Features, extract_features, resolve_precision
 from coanalysis.knn import KNNProtocol, knn_accuracy
-from coanalysis.loading import (ENCODER_FILE, META_FILE, STATE_FILE, AnyDataset, Encoder, UserError, get_spec,
-                               load_dataset, load_encoder)
+from coanalysis.trainer import (ENCODER_FILE, META_FILE, STATE_FILE, AnyDataset, Encoder, UserError, get_spec,
+                                load_dataset)
+from coanalysis.loading import load_encoder
 from coanalysis.probe import LinearProbe, ProbeProtocol, fit_probe, load_probe, probe_accuracy, save_probe
 from coanalysis.results import Result, ResultsStore, check_model_name, normalized
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from coanalysis.features import Features
-from coanalysis.loading import Encoder, UserError, write_bytes_atomic, write_json_atomic
+from coanalysis.trainer import Encoder, UserError, write_bytes_atomic, write_json_atomic
 
 PROBE_WEIGHTS = "probe.safetensors"
 PROBE_JSON = "probe.json"

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from coanalysis.loading import UserError, write_json_atomic
+from coanalysis.trainer_io import UserError, write_json_atomic
 
 # Result schema history; each step has an upgrade function in `_UPGRADES`.
 #   1: the first release.

@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from coanalysis.loading import UserError
+from coanalysis.trainer import UserError
 
 SKIMAGE_PHOTOS = ("chelsea.png", "astronaut.png", "coffee.png", "rocket.jpg", "camera.png", "motorcycle_left.png",
                   "coins.png", "moon.png", "ihc.png", "retina.jpg", "hubble_deep_field.jpg", "grass.png",

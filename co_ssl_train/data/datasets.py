@@ -20,6 +20,7 @@ from typing import Iterator, Sequence
 
 import torch
 
+from co_ssl_train.data.decode import decode_resize_crop
 from co_ssl_train.errors import UserError
 
 
@@ -89,8 +90,6 @@ class FolderDataset(torch.utils.data.Dataset):
         return len(self.samples)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from co_ssl_train.data.imagefolder import decode_resize_crop
-
         path, label = self.samples[i]
         image = decode_resize_crop(path, self.info.image_size, self.crop_fraction)
         if image is None:

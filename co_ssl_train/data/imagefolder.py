@@ -13,34 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from co_ssl_train.data.datasets import DatasetInfo, FolderDataset
 from co_ssl_train.errors import UserError
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm"}
 DEFAULT_SIZE = 224
-
-
-def decode_resize_crop(path: str, size: int, crop_fraction: float = 0.875) -> torch.Tensor | None:
-    """Decode `path` into uint8 `(3, size, size)`: resize shorter side, centre crop; None if it fails."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            w, h = img.size
-            short = max(size, round(size / crop_fraction))
-            scale = short / min(w, h)
-            img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR,
-                             reducing_gap=None)
-            w, h = img.size
-            left, top = (w - size) // 2, (h - size) // 2
-            img = img.crop((left, top, left + size, top + size))
-            return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
-    except (OSError, ValueError, SyntaxError):
-        return None
 
 
 def _files(folder: Path) -> list[Path]:

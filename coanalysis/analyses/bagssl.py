@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from coanalysis.analyses.redundancy import summary
 from coanalysis.features import forward_global, to_input
-from coanalysis.loading import UserError
+from coanalysis.trainer import UserError
 from coanalysis.local_features import subset
 from coanalysis.probe import accuracy
 from coanalysis.seeding import per_image_generator

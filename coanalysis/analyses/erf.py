@@ -35,7 +35,7 @@ from typing import Any, Callable
 import torch
 
 from coanalysis.features import autocast, to_input
-from coanalysis.loading import UserError
+from coanalysis.trainer import UserError
 from coanalysis.local_features import resolve_layer
 from coanalysis.sample_images import DEFAULT, ImageSet, load_images
 

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from coanalysis.loading import UserError
+from coanalysis.trainer import UserError
 from coanalysis.local_features import LocalMaps, local_maps
 from coanalysis.probe import accuracy
 from coanalysis.seeding import per_image_generator

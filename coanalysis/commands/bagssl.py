@@ -16,7 +16,7 @@ EXAMPLES = """examples:
 
 
 def _ints(text: str) -> tuple[int, ...]:
-    from coanalysis.loading import UserError
+    from coanalysis.trainer import UserError
 
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())

@@ -38,7 +38,7 @@ def add_loading_args(g: argparse._ArgumentGroup) -> None:
 
 
 def _triple(text: str, flag: str) -> list[float]:
-    from coanalysis.loading import UserError
+    from coanalysis.trainer import UserError
 
     try:
         values = [float(v) for v in text.split(",")]
@@ -51,7 +51,7 @@ def _triple(text: str, flag: str) -> list[float]:
 
 def loading_from_args(args: argparse.Namespace) -> tuple[list[dict], tuple[list[float], list[float]] | None]:
     """(load_encoder keywords for each --ckpt, the --mean/--std normalization or None)."""
-    from coanalysis.loading import UserError
+    from coanalysis.trainer import UserError
 
     per_ckpt: list[dict] = [{} for _ in args.ckpt]
     for flag in ("format", "arch", "branch"):
@@ -95,7 +95,7 @@ def add_run_args(parser: argparse.ArgumentParser, out_help: str = "results folde
 
 
 def session_from_args(args: argparse.Namespace) -> Session:
-    from coanalysis.loading import UserError
+    from coanalysis.trainer import UserError
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")

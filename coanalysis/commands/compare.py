@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from coanalysis.loading import UserError
+    from coanalysis.trainer import UserError
 
     if args.dataset is None:
         raise UserError("compare needs --dataset, so that every model is evaluated on the same data")

@@ -21,7 +21,7 @@ EXAMPLES = """examples:
 
 
 def _coord(text: str) -> tuple[float, float]:
-    from coanalysis.loading import UserError
+    from coanalysis.trainer import UserError
 
     try:
         u, v = (float(t) for t in text.split(","))
@@ -62,7 +62,7 @@ def image_context(session, encoder, protocol):
     from coanalysis.analyses.erf import erf_images
     from coanalysis.context import EvalContext
     from coanalysis.features import EvalData
-    from coanalysis.loading import DatasetInfo, ImageDataset
+    from coanalysis.trainer import DatasetInfo, ImageDataset
 
     ctx = EvalContext(encoder=encoder, probe=None, data=None, device=session.device, precision=session.precision,
                       batch_size=session.batch_size, workers=session.workers, cache=session.cache,

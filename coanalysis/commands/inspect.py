@@ -37,7 +37,8 @@ def describe(ckpt: str, options: dict, normalization: Any, input_size: int | Non
 
     from coanalysis.formats import FORMATS
     from coanalysis.formats.base import group_keys
-    from coanalysis.loading import UserError, load_encoder
+    from coanalysis.trainer import UserError
+    from coanalysis.loading import load_encoder
 
     encoder = load_encoder(ckpt, normalization=normalization, **options)
     source = encoder.source

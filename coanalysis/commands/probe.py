@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_readouts(args: argparse.Namespace):
     """Probe and kNN of every --ckpt into one results folder; returns (session, rows)."""
     from coanalysis.knn import KNNProtocol
-    from coanalysis.loading import UserError
+    from coanalysis.trainer import UserError
     from coanalysis.pipeline import ensure_probe, eval_data, model_names, open_model
 
     try:

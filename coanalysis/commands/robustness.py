@@ -29,7 +29,7 @@ ROBUSTNESS = ("noise", "corruptions", "dropout", "pgd", "crops")
 
 
 def _floats(text: str, what: str, parse=float) -> tuple:
-    from coanalysis.loading import UserError
+    from coanalysis.trainer import UserError
 
     try:
         values = tuple(parse(v.strip()) for v in text.split(",") if v.strip())
@@ -46,7 +46,7 @@ def _fractions(text: str, what: str) -> tuple[float, ...]:
     """Comma-separated fractions in [0, 1) (dropout fractions)."""
     values = _floats(text, what)
     if any(v >= 1 for v in values):
-        from coanalysis.loading import UserError
+        from coanalysis.trainer import UserError
 
         raise UserError(f"{what} must be fractions in [0, 1), got {text!r}")
     return values
@@ -97,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _positive(value: int | None, flag: str) -> None:
-    from coanalysis.loading import UserError
+    from coanalysis.trainer import UserError
 
     if value is not None and value < 1:
         raise UserError(f"{flag} must be at least 1, got {value}")
@@ -105,7 +105,7 @@ def _positive(value: int | None, flag: str) -> None:
 
 def _pgd_protocol(args: argparse.Namespace):
     from coanalysis.analyses.pgd import PGDProtocol, parse_eps
-    from coanalysis.loading import UserError
+    from coanalysis.trainer import UserError
 
     budgets: dict[str, tuple[float, ...]] = {}
     for entry in args.eps or []:
@@ -132,7 +132,7 @@ def protocols(args: argparse.Namespace) -> dict:
     from coanalysis.analyses.dropout import SINGLE, DropoutProtocol
     from coanalysis.analyses.noise import NoiseProtocol
     from coanalysis.corruption_sources import check_names, detect_layout
-    from coanalysis.loading import UserError
+    from coanalysis.trainer import UserError
 
     corruption = CorruptionProtocol(seed=args.corruption_seed, n=args.corruption_n)
     _positive(args.corruption_n, "--corruption-n")
@@ -218,7 +218,7 @@ def _corruption_summary(results: dict, baseline: str) -> list[str]:
 def run(args: argparse.Namespace) -> None:
     from coanalysis.analyses import ANALYSES
     from coanalysis.corruption_sources import available_cores
-    from coanalysis.loading import UserError
+    from coanalysis.trainer import UserError
     from coanalysis.pipeline import make_context, model_names, open_model, run_analysis
 
     only = list(dict.fromkeys(a.strip() for a in args.only.split(",") if a.strip()))

@@ -16,7 +16,7 @@ from typing import Any
 from coanalysis.formats import (co_ssl_run, dino, lightning, mmselfsup, moco, pycontrast, swav, timm_resnet,
                                 torchvision_resnet, vissl)
 from coanalysis.formats.base import IMAGENET, Adapter, Backbone, Checkpoint
-from coanalysis.loading import UserError
+from coanalysis.trainer import UserError
 
 FORMATS: dict[str, Adapter] = {a.name: a for a in (
     co_ssl_run.ADAPTER,

@@ -18,7 +18,7 @@ from typing import Mapping
 
 import torch
 
-from coanalysis.loading import UserError
+from coanalysis.trainer import UserError
 
 # (block, blocks per stage, inner width per 64 stem channels) -> ARCHS name
 SIGNATURES: dict[tuple[str, tuple[int, int, int, int], int], str] = {

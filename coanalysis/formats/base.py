@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import torch
 
-from coanalysis.loading import UserError
+from coanalysis.trainer import UserError
 
 Normalization = tuple[tuple[float, ...], tuple[float, ...]]
 IMAGENET: Normalization = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -160,33 +160,3 @@ def group_keys(keys: list[str], limit: int = 6) -> str:
     items = [f"{g} ({n})" for g, n in counts.items()]
     more = f", and {len(items) - limit} more groups" if len(items) > limit else ""
     return ", ".join(items[:limit]) + more
-
-
-# ------------------------------------------------------------------------------------------------
-# Metadata read back from the inert records of `coanalysis.formats.reading`
-
-def plain(obj: Any, depth: int = 0) -> Any:
-    """Config-like metadata as plain Python: argparse namespaces and omegaconf containers (read as
-    inert records) become dicts and lists; other records become None. Tensors are left out."""
-    from coanalysis.formats.reading import StandIn
-
-    if depth > 32:
-        return None
-    if isinstance(obj, StandIn):
-        state = obj.state if isinstance(obj.state, Mapping) else {}
-        name = type(obj).global_name
-        if name == "argparse.Namespace":
-            return {k: plain(v, depth + 1) for k, v in state.items()}
-        if name.startswith("omegaconf.") and "_content" in state:
-            return plain(state["_content"], depth + 1)
-        if name.startswith("omegaconf.nodes.") and "_val" in state:
-            return plain(state["_val"], depth + 1)
-        return None
-    if isinstance(obj, Mapping):
-        return {k: plain(v, depth + 1) for k, v in obj.items()
-                if isinstance(k, str) and not isinstance(v, torch.Tensor)}
-    if isinstance(obj, (list, tuple)):
-        return [plain(v, depth + 1) for v in obj]
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return None

@@ -10,9 +10,10 @@ student; the other network and both heads (`module.head.*`) are dropped. `args` 
 
 from __future__ import annotations
 
-from coanalysis.formats.base import (IMAGENET, Adapter, Backbone, Checkpoint, child, has_trunk, plain, state_dict_at,
+from coanalysis.formats.base import (IMAGENET, Adapter, Backbone, Checkpoint, child, has_trunk, state_dict_at,
                                      take_trunk)
-from coanalysis.loading import UserError
+from coanalysis.formats.reading import plain
+from coanalysis.trainer import UserError
 
 BRANCHES = ("teacher", "student")
 

@@ -19,7 +19,8 @@ consulted for the dataset, method and backbone name.
 from __future__ import annotations
 
 from coanalysis.formats.base import (IMAGENET, Adapter, Backbone, Checkpoint, Normalization, child,
-                                     has_sequential_trunk, has_trunk, plain, state_dict_at, take_trunk)
+                                     has_sequential_trunk, has_trunk, state_dict_at, take_trunk)
+from coanalysis.formats.reading import plain
 
 # solo-learn's evaluation statistics (solo/data/classification_dataloader.py)
 SOLO_NORMALIZATION: dict[str, Normalization] = {

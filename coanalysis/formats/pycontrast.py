@@ -11,7 +11,7 @@ channels) take 1- and 2-channel inputs and cannot be read as RGB encoders.
 from __future__ import annotations
 
 from coanalysis.formats.base import IMAGENET, Adapter, Backbone, Checkpoint, child, has_trunk, state_dict_at, take_trunk
-from coanalysis.loading import UserError
+from coanalysis.trainer import UserError
 
 BRANCHES = {"model": ("model", "module.encoder."), "ema": ("model_ema", "encoder.")}
 

@@ -19,6 +19,7 @@ the message. There is no fallback to `weights_only=False`.
 from __future__ import annotations
 
 import collections
+from collections.abc import Mapping
 import hashlib
 import pickle
 import re
@@ -29,7 +30,7 @@ from typing import Any
 import torch
 
 from coanalysis.formats.base import Checkpoint
-from coanalysis.loading import UserError
+from coanalysis.trainer import UserError
 
 
 class StandIn:
@@ -204,3 +205,30 @@ def _first_line(error: Exception) -> str:
     text = str(error).strip().splitlines()
     return (text[0] if text else type(error).__name__)[:160]
 
+
+# ------------------------------------------------------------------------------------------------
+# Metadata read back from the inert records above
+
+def plain(obj: Any, depth: int = 0) -> Any:
+    """Config-like metadata as plain Python: argparse namespaces and omegaconf containers (read as
+    inert records) become dicts and lists; other records become None. Tensors are left out."""
+    if depth > 32:
+        return None
+    if isinstance(obj, StandIn):
+        state = obj.state if isinstance(obj.state, Mapping) else {}
+        name = type(obj).global_name
+        if name == "argparse.Namespace":
+            return {k: plain(v, depth + 1) for k, v in state.items()}
+        if name.startswith("omegaconf.") and "_content" in state:
+            return plain(state["_content"], depth + 1)
+        if name.startswith("omegaconf.nodes.") and "_val" in state:
+            return plain(state["_val"], depth + 1)
+        return None
+    if isinstance(obj, Mapping):
+        return {k: plain(v, depth + 1) for k, v in obj.items()
+                if isinstance(k, str) and not isinstance(v, torch.Tensor)}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v, depth + 1) for v in obj]
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return None

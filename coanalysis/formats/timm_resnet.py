@@ -10,9 +10,10 @@ error names them.
 
 from __future__ import annotations
 
-from coanalysis.formats.base import (IMAGENET, Adapter, Backbone, Checkpoint, child, has_trunk, plain,
+from coanalysis.formats.base import (IMAGENET, Adapter, Backbone, Checkpoint, child, has_trunk,
                                      state_dict_at, take_trunk)
-from coanalysis.loading import UserError
+from coanalysis.formats.reading import plain
+from coanalysis.trainer import UserError
 
 BRANCHES = {"model": "state_dict", "ema": "state_dict_ema"}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from coanalysis.figures import hex_color, model_colors
-from coanalysis.loading import UserError
+from coanalysis.trainer_io import UserError
 from coanalysis.results import Result, ResultsStore
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from coanalysis.figures import render_figure
-from coanalysis.loading import write_bytes_atomic
+from coanalysis.trainer_io import write_bytes_atomic
 from coanalysis.report.data import ReportData
 from coanalysis.report.sections.base import Section
 

@@ -7,7 +7,7 @@ from torch import nn
 
 from coanalysis.context import EvalContext
 from coanalysis.features import EvalData
-from coanalysis.loading import DatasetInfo, Encoder, ImageDataset, load_dataset
+from coanalysis.trainer import DatasetInfo, Encoder, ImageDataset, load_dataset
 from coanalysis.probe import LinearProbe
 
 

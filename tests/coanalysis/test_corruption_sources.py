@@ -12,7 +12,7 @@ from coanalysis.corruption_sources import (ALL, MIN_SIDE, SEEDED_BY_ARGUMENT, ST
                                            FolderSource, GeneratedSource, Missing, NpySource, check_names,
                                            corrupt_images, corrupt_one, corruption_seed, detect_layout)
 from coanalysis.features import EvalData
-from coanalysis.loading import UserError, load_dataset
+from coanalysis.trainer import UserError, load_dataset
 from tests.corruption_datafiles import folder_colour, npy_value, write_cifar_c, write_imagenet_c
 from tests.datafiles import write_image_folder
 

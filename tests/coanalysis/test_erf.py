@@ -11,7 +11,7 @@ import torch
 from coanalysis.analyses import ANALYSES
 from coanalysis.analyses.erf import (ERFProtocol, cells, decode_image, decode_map, erf_maps, map_index,
                                      mass_square_sides, support_box, support_side, unit_centre)
-from coanalysis.loading import ARCHS, UserError, build_encoder
+from coanalysis.trainer import ARCHS, UserError, build_encoder
 from coanalysis.pipeline import Session, open_model, run_analysis
 from coanalysis.results import Result
 from coanalysis.sample_images import default_files, load_images, package_data

@@ -9,7 +9,7 @@ import torch
 
 from coanalysis.features import Features
 from coanalysis.knn import KNNProtocol, knn_accuracy, knn_predict
-from coanalysis.loading import UserError
+from coanalysis.trainer import UserError
 
 
 def _clusters(n_per_class: int, classes: int, dim: int, spread: float, seed: int) -> Features:

@@ -9,7 +9,7 @@ import torch
 
 from coanalysis.analyses import ANALYSES, Analysis
 from coanalysis.analyses.noise import NoiseProtocol, add_noise
-from coanalysis.loading import UserError
+from coanalysis.trainer import UserError
 from coanalysis.pipeline import Session, make_context, open_model, run_analysis
 from coanalysis.results import Result
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from coanalysis.features import Features
-from coanalysis.loading import UserError
+from coanalysis.trainer import UserError
 from coanalysis.probe import LinearProbe, ProbeProtocol, fit_probe, probe_accuracy
 
 

@@ -13,7 +13,7 @@ from coanalysis.analyses import ANALYSES
 from coanalysis.analyses.redundancy import (RedundancyProtocol, bootstrap_pearson, cells, centre_index,
                                             pair_similarities, pearson, run_cell, unit_locals,
                                             within_image_similarities)
-from coanalysis.loading import UserError
+from coanalysis.trainer import UserError
 from coanalysis.pipeline import Session, make_context, open_model, run_analysis
 from coanalysis.results import Result
 from tests.coanalysis.analysis_encoders import BroadcastBackbone, RandomLocalBackbone, context, noise_images, wrap

@@ -15,7 +15,7 @@ import pytest
 from coanalysis.analyses import ANALYSES
 from coanalysis.analyses.noise import NoiseProtocol
 from coanalysis.figures import Curve, curve_from_cells, model_colors
-from coanalysis.loading import UserError
+from coanalysis.trainer import UserError
 from coanalysis.pipeline import Session, make_context, open_model, run_analysis
 from coanalysis.report import render_report
 from coanalysis.report.data import ReportData
