@@ -30,7 +30,8 @@ import torch
 from coanalysis.analyses import erf, redundancy
 from coanalysis.context import EvalContext
 from coanalysis.environment import describe_device, environment
-from coanalysis.features import EvalData, autocast, resolve_precision, to_input
+from coanalysis.features import EvalData, to_input
+from coanalysis.trainer import autocast, resolve_precision
 from coanalysis.trainer import DatasetInfo, ImageDataset, build_encoder, write_json_atomic
 from coanalysis.local_features import local_maps
 

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import torch
 
-from coanalysis.environment import describe_device, resolve_device
-from coanalysis.features import EvalData, FeatureCache, autocast, extract_features, resolve_precision
+from coanalysis.environment import describe_device
+from coanalysis.features import EvalData, FeatureCache, extract_features
+from coanalysis.trainer import autocast, resolve_device, resolve_precision
 from coanalysis.trainer import DatasetInfo, ImageDataset, build_encoder, write_json_atomic
 from coanalysis.loading import ModelSource
 

@@ -65,18 +65,19 @@ def make_images(n: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.T
 
 def _pool_corrupt(nhwc: np.ndarray, corruption: str, severity: int, seeds: list[int], workers: int) -> None:
     """Corrupt on a pool of `workers` processes (also for 1 worker, unlike `corrupt_images`)."""
-    from coanalysis.corruption_sources import _chunk_size, _corrupt_chunk, start_pool
+    from coanalysis.corruption.pool import chunk_size, corrupt_chunk, start_pool
 
     pool = start_pool(workers)
-    size = _chunk_size(len(nhwc), nhwc.shape[1], workers)
-    futures = [pool.submit(_corrupt_chunk, nhwc[i:i + size], corruption, severity, seeds[i:i + size])
+    size = chunk_size(len(nhwc), nhwc.shape[1], workers)
+    futures = [pool.submit(corrupt_chunk, nhwc[i:i + size], corruption, severity, seeds[i:i + size])
                for i in range(0, len(nhwc), size)]
     for future in futures:
         future.result()
 
 
 def measure_generation(images: torch.Tensor, corruptions: tuple[str, ...], severity: int, all_cores: int) -> dict:
-    from coanalysis.corruption_sources import corrupt_images, corruption_seed
+    from coanalysis.corruption.names import corruption_seed
+    from coanalysis.corruption.pool import corrupt_images
 
     nhwc = np.ascontiguousarray(images.permute(0, 2, 3, 1).numpy())
     rates = {}
@@ -110,6 +111,7 @@ def build_context(arch: str, width: int | None, size: int, images: torch.Tensor,
     from co_ssl_train.data.datasets import DatasetInfo
 
     from coanalysis.context import EvalContext
+    from coanalysis.corruption.settings import CorruptionSettings
     from coanalysis.features import EvalData
     from coanalysis.trainer import ImageDataset, build_encoder
     from coanalysis.loading import ModelSource
@@ -129,8 +131,7 @@ def build_context(arch: str, width: int | None, size: int, images: torch.Tensor,
     info = DatasetInfo(name="benchmark-shapes", split="test", num_classes=10, image_size=size, source="procedural")
     data = EvalData.from_dataset(ImageDataset(images, labels, [str(k) for k in range(10)], info))
     ctx = EvalContext(encoder=encoder, probe=probe, data=data, device=device, precision=precision,
-                      batch_size=batch_size, workers=0)
-    ctx.extras.update(corruption_workers=workers, corruption_cache=cache)
+                      batch_size=batch_size, workers=0, corruption=CorruptionSettings(workers=workers, cache_dir=cache))
     return ctx
 
 
@@ -138,9 +139,10 @@ def build_context(arch: str, width: int | None, size: int, images: torch.Tensor,
 
 def measure_sweep(ctx, device: torch.device, out: Path) -> dict:
     from coanalysis.analyses import ANALYSES
-    from coanalysis.analyses.corruptions import CorruptionProtocol, cells, parse_key
+    from coanalysis.analyses.corruptions import CorruptionProtocol, cells
+    from coanalysis.derived.corruptions import parse_key
     from coanalysis.context import EvalContext
-    from coanalysis.corruption_sources import STANDARD
+    from coanalysis.corruption.names import STANDARD
     from coanalysis.features import to_input
     from coanalysis.pipeline import Session, run_analysis
 
@@ -152,9 +154,7 @@ def measure_sweep(ctx, device: torch.device, out: Path) -> dict:
     cold = time.perf_counter() - t0
 
     fresh = EvalContext(**{k: getattr(ctx, k) for k in ("encoder", "probe", "data", "device", "precision",
-                                                         "batch_size", "workers")})
-    fresh.extras.update(corruption_workers=ctx.extras["corruption_workers"],
-                        corruption_cache=ctx.extras["corruption_cache"])
+                                                         "batch_size", "workers", "corruption")})
     session = Session(out=out / "warm", progress=False, device_name=str(device), batch_size=ctx.batch_size)
     t0 = time.perf_counter()
     run_analysis(session, fresh, ANALYSES["corruptions"], protocol)
@@ -162,7 +162,7 @@ def measure_sweep(ctx, device: torch.device, out: Path) -> dict:
     warm = time.perf_counter() - t0
 
     # the same images: the clean subset and the 75 cells, read from the cache once
-    provider = next(v for k, v in fresh.extras.items() if isinstance(k, tuple) and k[0] == "corruption_provider")
+    provider = next(iter(fresh.corruption_providers.values()))
     sets = [(ctx.images().images, ctx.images().labels)]
     for key in cells(protocol)[1:]:
         got = provider.get(*parse_key(key))
@@ -217,7 +217,8 @@ def measure_pgd(ctx, device: torch.device, steps: int) -> dict:
 # ---- (d) the ImageNet estimate ----
 
 def estimate_imagenet(per_image: int, efficiency: float, device: torch.device, assumed_rate: float) -> dict:
-    from coanalysis.corruption_sources import STANDARD, corrupt_images, corruption_seed
+    from coanalysis.corruption.names import STANDARD, corruption_seed
+    from coanalysis.corruption.pool import corrupt_images
 
     images, _ = make_images(per_image, 224, seed=1)
     nhwc = np.ascontiguousarray(images.permute(0, 2, 3, 1).numpy())
@@ -233,7 +234,7 @@ def estimate_imagenet(per_image: int, efficiency: float, device: torch.device, a
     generation = n * cpu_s_per_image / (cores * efficiency)
     forward_rate, measured = assumed_rate, False
     if device.type == "cuda":
-        from coanalysis.features import autocast
+        from coanalysis.trainer import autocast
         from coanalysis.trainer import build_encoder
 
         net = build_encoder("resnet50", {}, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)).to(device).eval()
@@ -282,9 +283,10 @@ def main() -> None:
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     sys.path.insert(0, str(ROOT.parent))
 
-    from coanalysis.corruption_sources import STANDARD, available_cores, shutdown_pools
-    from coanalysis.environment import describe_device, environment, resolve_device
-    from coanalysis.features import resolve_precision
+    from coanalysis.corruption.names import STANDARD
+    from coanalysis.corruption.pool import available_cores, shutdown_pools
+    from coanalysis.environment import describe_device, environment
+    from coanalysis.trainer import resolve_device, resolve_precision
     from coanalysis.trainer import write_json_atomic
 
     device = resolve_device(args.device)

@@ -16,19 +16,36 @@ import torch.nn.functional as F
 from co_ssl_train.data import AnyDataset, iterate_batches
 
 
+@torch.no_grad()
+def knn_vote(bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Tensor, num_classes: int,
+             ks: tuple[int, ...], temperature: float, chunk_size: int = 1024) -> dict[int, torch.Tensor]:
+    """Predicted labels `(Q,)` of queries `(Q, D)` for each k, from bank `(N, D)` with labels `(N,)`.
+
+    The one weighted kNN vote of the package (coanalysis's readout uses it too). All k are answered
+    from one top-k search (the neighbours of k = 20 are the first 20 of k = 200); a k larger than N
+    uses all N bank images. Queries go in chunks, so memory stays at `chunk_size x N` similarities.
+    """
+    bank = F.normalize(bank.float(), dim=1)
+    labels = bank_labels.long()
+    top = min(max(ks), len(labels))
+    out: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
+    for start in range(0, len(queries), chunk_size):
+        q = F.normalize(queries[start:start + chunk_size].float(), dim=1)
+        sims, idx = (q @ bank.T).topk(top, dim=1)  # sorted, most similar first
+        weights = (sims / temperature).exp()
+        neighbour_labels = labels[idx]  # (q, top)
+        for k in ks:
+            used = min(k, top)
+            votes = torch.zeros(len(q), num_classes, dtype=weights.dtype, device=weights.device)
+            votes.scatter_add_(1, neighbour_labels[:, :used], weights[:, :used])  # (q, K) summed weights per class
+            out[k].append(votes.argmax(dim=1))
+    return {k: torch.cat(v) if v else torch.empty(0, dtype=torch.long) for k, v in out.items()}
+
+
 def knn_predict(bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Tensor, k: int, temperature: float,
                 num_classes: int, chunk: int = 1024) -> torch.Tensor:
-    """Predicted labels `(Q,)` for queries `(Q, D)` from bank `(N, D)` with labels `(N,)`."""
-    bank = F.normalize(bank.float(), dim=1)
-    k = min(k, bank.shape[0])
-    preds = []
-    for start in range(0, queries.shape[0], chunk):
-        q = F.normalize(queries[start:start + chunk].float(), dim=1)
-        sim, idx = (q @ bank.T).topk(k, dim=1)  # (q, k)
-        votes = torch.zeros(q.shape[0], num_classes, device=q.device)
-        votes.scatter_add_(1, bank_labels[idx], (sim / temperature).exp())
-        preds.append(votes.argmax(dim=1))
-    return torch.cat(preds)
+    """Predicted labels `(Q,)` for queries `(Q, D)` from bank `(N, D)` with labels `(N,)` (`knn_vote` for one k)."""
+    return knn_vote(bank, bank_labels, queries, num_classes, (k,), temperature, chunk)[k]
 
 
 def knn_accuracy(bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Tensor, query_labels: torch.Tensor,

@@ -11,7 +11,6 @@ seeded and saved, so `--resume` continues exactly.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -28,6 +27,7 @@ from co_ssl_train.atomic import write_text_atomic
 from co_ssl_train.config import TrainConfig
 from co_ssl_train.data import ImageDataset, get_spec, load_dataset
 from co_ssl_train.data.augment import augment_batch
+from co_ssl_train.device import autocast, resolve_device, resolve_precision
 from co_ssl_train.errors import UserError
 from co_ssl_train.knn import embed, knn_accuracy, seeded_indices
 from co_ssl_train.methods import METHODS, MethodSpec, get_method
@@ -43,19 +43,6 @@ RESUME_OVERRIDES = ("max_steps", "device", "progress", "workers", "threads", "sa
                     "dist_timeout", "knn_every", "knn_k", "knn_temperature", "knn_bank", "knn_queries", "recipe")
 RESOLVED_FIELDS = ("image_size", "stem", "blur", "local_crops", "patch_size")  # "auto" values decided at start
 LOG_FILE = "log.jsonl"
-
-
-def resolve_device(name: str, ctx: distributed.DistContext | None = None) -> torch.device:
-    if ctx is not None and ctx.backend == "nccl":
-        return torch.device("cuda", ctx.local_rank)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name} asked for, but CUDA is not available here; use --device cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
 
 
 def resolve_config(cfg: TrainConfig, image_size: int, world_size: int = 1) -> TrainConfig:
@@ -169,12 +156,6 @@ def use_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
     """`--channels-last`, except on CPU with fewer than 8 channels in the first stage: there, torch's
     channels_last backward of a strided 1x1 convolution corrupts memory (seen with torch 2.x)."""
     return cfg.channels_last and (device.type == "cuda" or cfg.width >= 8)
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def training_step(model: nn.Module, method: nn.Module, optimizer: torch.optim.Optimizer, views: list[torch.Tensor], *,
@@ -292,7 +273,7 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> Path:
     channels_last = use_channels_last(cfg, device)
     if channels_last:
         method = method.to(memory_format=torch.channels_last)
-    precision = cfg.precision if cfg.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
+    precision = resolve_precision(cfg.precision, device)
     model: nn.Module = method
     if ctx.world_size > 1:
         model = nn.parallel.DistributedDataParallel(method, device_ids=[device.index] if device.type == "cuda" else None)

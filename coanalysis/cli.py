@@ -20,7 +20,9 @@ run 'coanalysis COMMAND --help' for the options of each command.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; with `command`, only that one's options are built (the others
+    keep their name and help), so `coanalysis report` never imports the model side for help texts."""
     from coanalysis.commands import COMMANDS
 
     parser = argparse.ArgumentParser(prog="coanalysis", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -33,16 +35,19 @@ def build_parser() -> argparse.ArgumentParser:
                            epilog=module.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show tracebacks instead of one-line errors")
-        module.add_arguments(p)
+        if command is None or command == name:
+            module.add_arguments(p)
         p.set_defaults(run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # foolbox imports GitPython
-    from coanalysis.trainer import UserError
+    from coanalysis.commands import COMMANDS
+    from coanalysis.trainer_io import UserError
 
-    parser = build_parser()
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    parser = build_parser(words[0] if words and words[0] in COMMANDS else None)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

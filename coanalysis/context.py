@@ -4,6 +4,12 @@ Analyses receive it and classify images through it, so precision, batching and t
 undecodable files are the same everywhere. Images, local maps and their accuracies all go through
 the batches of `batch_size` that the cached clean features were computed in, so an unchanged
 condition (sigma = 0, p = 0, scale 1, epsilon = 0) reproduces the clean accuracy exactly.
+
+What the analyses of one model share is held in named fields, each filled on first use and
+emptied by `clear_caches()` before the next model: the evaluation images (`images`), the local
+maps (`local_maps`, the one way to get them), the ERF image sets, the corruption providers (with
+their look-ahead) and the local maps' channel std of the feature-noise cells. How the corruption
+sources run (worker processes, cache folder) is the command's `CorruptionSettings`.
 """
 
 from __future__ import annotations
@@ -13,12 +19,18 @@ from typing import Callable
 
 import torch
 
-from coanalysis.features import EvalData, FeatureCache, autocast, to_input
-from coanalysis.trainer import Encoder, UserError
+from coanalysis.corruption.provider import CorruptionProvider
+from coanalysis.corruption.settings import CorruptionSettings
+from coanalysis.features import EvalData, FeatureCache, SubsetImages, to_input
+from coanalysis.local_features import LocalMaps, extract_local_maps, resolve_layer, subset
 from coanalysis.probe import LinearProbe
+from coanalysis.sample_images import ImageSet
+from coanalysis.trainer import Encoder, UserError, autocast
 
 # (float images in [0, 1] (B, 3, H, W) on the device, positions (B,)) -> images of the same kind
 ImageTransform = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# (local maps (B, C, h, w) on the device, positions (B,)) -> global features (B, C)
+MapPooling = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -29,12 +41,28 @@ class EvalContext:
     device: torch.device
     precision: str  # "bf16" or "fp32"
     batch_size: int = 256
-    workers: int = 0
+    workers: int = 0  # DataLoader workers of folder datasets
     probe_identity: dict = field(default_factory=dict)  # how the probe was fitted (recorded in results)
     clean_accuracy: float | None = None  # probe accuracy on `data` from cached features
-    extras: dict = field(default_factory=dict)  # per-run caches shared between cells
     cache: FeatureCache | None = None  # on-disk feature cache (local maps); None: no caching
     progress: bool = False  # show progress bars inside long cells
+    corruption: CorruptionSettings = field(default_factory=CorruptionSettings)  # how corruption sources run
+    # ---- per-model caches shared between cells (emptied by `clear_caches`)
+    subset_images: dict[int | None, SubsetImages] = field(default_factory=dict, repr=False)  # by n
+    map_sets: dict[tuple[str, int, bool], LocalMaps] = field(default_factory=dict, repr=False)  # (layer, N, on device)
+    image_sets: dict[tuple[tuple[str, ...], int, int], ImageSet] = field(default_factory=dict, repr=False)  # ERF
+    corruption_providers: dict[tuple, CorruptionProvider] = field(default_factory=dict, repr=False)  # by source
+    map_channel_std: torch.Tensor | None = field(default=None, repr=False)  # `(C,)` of the on-device local maps
+
+    def clear_caches(self) -> None:
+        """Forget this model's images, maps and corruption providers (before the next model)."""
+        for provider in self.corruption_providers.values():
+            provider.close()
+        self.subset_images.clear()
+        self.map_sets.clear()
+        self.image_sets.clear()
+        self.corruption_providers.clear()
+        self.map_channel_std = None
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -58,17 +86,16 @@ class EvalContext:
 
     # ---- shared by the robustness analyses: the evaluation images and local maps, kept once per context
 
-    def images(self, n: int | None = None) -> "SubsetImages":
+    def images(self, n: int | None = None) -> SubsetImages:
         """The decodable images of `data` as uint8 `(N, 3, H, W)` on the CPU, with labels and positions.
 
         `n` < len(data) selects the images whose dataset index is among the first `n` of the
         evaluation subset's seeded permutation, so a smaller subset is nested in a larger one (and
         in the evaluation subset itself). Positions index into `data` (0..len-1), so per-image
-        seeds do not depend on `n`. Kept in `extras` for the next cell.
+        seeds do not depend on `n`. Kept in `subset_images` for the next cell.
         """
-        key = ("images", n)
-        if key not in self.extras:
-            if ("images", None) not in self.extras:
+        if n not in self.subset_images:
+            if None not in self.subset_images:
                 chunks, labels, positions = [], [], []
                 for x, y, pos in self.data.batches(self.batch_size, self.workers):
                     chunks.append(x)
@@ -76,18 +103,18 @@ class EvalContext:
                     positions.append(pos)
                 if not chunks:
                     raise UserError(f"no image of the evaluation subset decoded ({len(self.data)} tried)")
-                self.extras[("images", None)] = SubsetImages(torch.cat(chunks), torch.cat(labels), torch.cat(positions))
-            full = self.extras[("images", None)]
+                self.subset_images[None] = SubsetImages(torch.cat(chunks), torch.cat(labels), torch.cat(positions))
+            full = self.subset_images[None]
             if n is not None and n < len(self.data):
                 if n < 1:
                     raise UserError(f"the number of images must be at least 1, got {n}")
                 g = torch.Generator().manual_seed(self.data.seed)
                 chosen = torch.randperm(len(self.data.dataset), generator=g)[:n]
                 keep = torch.isin(self.data.indices[full.positions], chosen)
-                self.extras[key] = SubsetImages(full.images[keep], full.labels[keep], full.positions[keep])
+                self.subset_images[n] = SubsetImages(full.images[keep], full.labels[keep], full.positions[keep])
             else:
-                self.extras[key] = full
-        return self.extras[key]
+                self.subset_images[n] = full
+        return self.subset_images[n]
 
     @torch.no_grad()
     def accuracy_of_images(self, images: torch.Tensor, labels: torch.Tensor,
@@ -108,27 +135,50 @@ class EvalContext:
             correct += int((pred == labels[start:start + self.batch_size]).sum())
         return correct / max(len(labels), 1), len(labels)
 
-    @torch.no_grad()
-    def local_maps(self) -> "SubsetMaps":
-        """Local maps `(N, C, h, w)` of every decodable image of `data`, on the device, in the
-        inference dtype (bf16 under bf16 autocast), computed once in the batches `accuracy` uses,
-        so pooling them exactly as `Encoder.forward_global` does reproduces the clean features."""
-        if "local_maps" not in self.extras:
-            maps, labels, positions = [], [], []
-            for images, y, pos in self.data.batches(self.batch_size, self.workers):
-                with autocast(self.device, self.precision):
-                    maps.append(self.encoder.forward_local(to_input(images, self.device)))
-                labels.append(y)
-                positions.append(pos)
-            self.extras["local_maps"] = SubsetMaps(torch.cat(maps), torch.cat(labels), torch.cat(positions))
-        return self.extras["local_maps"]
+    def local_maps(self, n: int | None = None, layer: str | None = None, *, on_device: bool = False) -> LocalMaps:
+        """The local maps of the first `n` images of the evaluation subset's seeded permutation (all
+        of them when None) at `layer` (default: the encoder's local layer), kept for the next cell.
+
+        `on_device=False` (the redundancy analysis): float16 maps on the CPU, read from or written
+        to the feature cache (`coanalysis.local_features`). `on_device=True` (the dropout analysis):
+        the maps of every decodable image of `data` at the local layer, on the device in the
+        inference dtype (bf16 under bf16 autocast), computed in the batches `accuracy` uses, so
+        pooling them exactly as `Encoder.forward_global` does reproduces the clean features.
+        """
+        layer = resolve_layer(self.encoder, layer)
+        data = subset(self.data, n)
+        key = (layer, len(data), on_device)
+        if key not in self.map_sets:
+            if not on_device:
+                self.map_sets[key] = extract_local_maps(self.encoder, data, device=self.device,
+                                                        batch_size=self.batch_size, precision=self.precision,
+                                                        layer=layer, cache=self.cache, progress=self.progress,
+                                                        workers=self.workers)
+            elif data is not self.data or layer != self.encoder.local_layer:
+                raise UserError("local maps on the device are kept for the whole evaluation subset at the "
+                                "encoder's local layer only")
+            else:
+                self.map_sets[key] = self._maps_on_device(layer)
+        return self.map_sets[key]
 
     @torch.no_grad()
-    def accuracy_from_maps(self, pool: "MapPooling") -> tuple[float, int]:
+    def _maps_on_device(self, layer: str) -> LocalMaps:
+        maps, labels, positions = [], [], []
+        for images, y, pos in self.data.batches(self.batch_size, self.workers):
+            with autocast(self.device, self.precision):
+                maps.append(self.encoder.forward_local(to_input(images, self.device)))
+            labels.append(y)
+            positions.append(pos)
+        positions = torch.cat(positions)
+        return LocalMaps(torch.cat(maps), torch.cat(labels), self.data.indices[positions], self.data, layer,
+                         positions=positions)
+
+    @torch.no_grad()
+    def accuracy_from_maps(self, pool: MapPooling) -> tuple[float, int]:
         """(top-1, n) of the probe on `pool(maps, positions) -> (B, C)` global features of the
         local maps, in chunks of `batch_size`, under the inference autocast; the probe itself
         runs in float32 as in `logits`."""
-        local = self.local_maps()
+        local = self.local_maps(on_device=True)
         correct = 0
         for start in range(0, len(local.labels), self.batch_size):
             chunk = slice(start, start + self.batch_size)
@@ -137,28 +187,3 @@ class EvalContext:
             pred = self.probe(features.float()).argmax(1).cpu()
             correct += int((pred == local.labels[chunk]).sum())
         return correct / max(len(local.labels), 1), len(local.labels)
-
-
-@dataclass(frozen=True)
-class SubsetImages:
-    """uint8 images `(N, 3, H, W)` on the CPU, labels `(N,)`, positions in the evaluation subset `(N,)`."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    positions: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-@dataclass(frozen=True)
-class SubsetMaps:
-    """Local maps `(N, C, h, w)` on the device, labels `(N,)` and positions `(N,)` on the CPU."""
-
-    maps: torch.Tensor
-    labels: torch.Tensor
-    positions: torch.Tensor
-
-
-# (local maps (B, C, h, w) on the device, positions (B,)) -> global features (B, C)
-MapPooling = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

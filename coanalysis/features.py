@@ -23,7 +23,8 @@ from typing import Iterator
 
 import torch
 
-from coanalysis.trainer import UNDECODABLE, AnyDataset, Encoder, UserError, iterate_batches, write_bytes_atomic
+from coanalysis.trainer import (UNDECODABLE, AnyDataset, Encoder, UserError, autocast, iterate_batches,
+                                write_bytes_atomic)
 
 
 @dataclass
@@ -105,18 +106,16 @@ class EvalData:
         return [samples[int(self.indices[p])][0] for p in sorted(self.skipped)]
 
 
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+@dataclass(frozen=True)
+class SubsetImages:
+    """uint8 images `(N, 3, H, W)` on the CPU, labels `(N,)`, positions in the evaluation subset `(N,)`."""
 
+    images: torch.Tensor
+    labels: torch.Tensor
+    positions: torch.Tensor
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    if precision not in ("bf16", "fp32"):
-        raise UserError(f"unknown precision {precision!r}; use auto, bf16 or fp32")
-    return precision
+    def __len__(self) -> int:
+        return len(self.labels)
 
 
 def to_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -162,8 +161,14 @@ class Features:
     from_cache: bool = False
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("CO_SSL_CACHE", Path.home() / ".cache" / "co-ssl")) / "features"
+def cache_root() -> Path:
+    """The co-ssl cache folder: $CO_SSL_CACHE, else ~/.cache/co-ssl."""
+    return Path(os.environ.get("CO_SSL_CACHE", Path.home() / ".cache" / "co-ssl"))
+
+
+def default_feature_cache_dir() -> Path:
+    """`<co-ssl cache>/features`, where `FeatureCache` keeps its files unless told otherwise."""
+    return cache_root() / "features"
 
 
 class FeatureCache:
@@ -175,7 +180,7 @@ class FeatureCache:
     """
 
     def __init__(self, directory: Path | None = None):
-        self.directory = Path(directory) if directory is not None else default_cache_dir()
+        self.directory = Path(directory) if directory is not None else default_feature_cache_dir()
 
     @staticmethod
     def key(ident: dict) -> str:

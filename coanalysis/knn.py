@@ -3,8 +3,8 @@
 As in Wu et al. (InstDisc, 2018) and DINO's `eval_knn.py`: features are L2-normalized; for each
 test image the k most similar training images vote for their labels with weight
 `exp(cos / T)`; the class with the largest summed weight wins. Defaults k = 20 and 200,
-T = 0.07. All k are answered from one top-k search (the neighbours of k = 20 are the first 20 of
-k = 200). Test images are processed in chunks so memory stays at `chunk x n_train` similarities.
+T = 0.07. The vote is the trainer's kNN monitor's own (`knn_vote`, through `coanalysis.trainer`):
+all k are answered from one top-k search, test images in chunks of `chunk_size`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from coanalysis.features import Features
-from coanalysis.trainer import UserError
+from coanalysis.trainer import UserError, knn_vote
 
 
 @dataclass(frozen=True)
@@ -39,36 +38,13 @@ class KNNProtocol:
         return {**data, "ks": list(self.ks), "similarity": "cosine", "vote": "sum of exp(cos / T) per class"}
 
 
-@torch.no_grad()
-def knn_predict(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
-                num_classes: int, ks: tuple[int, ...], temperature: float, chunk_size: int = 1024
-                ) -> dict[int, torch.Tensor]:
-    """Predicted labels `(M,)` of `test_features (M, C)` for each k, from `train_features (N, C)` and
-    `train_labels (N,)`. A k larger than N uses all N training images."""
-    bank = F.normalize(train_features.float(), dim=1)
-    labels = train_labels.long()
-    top = min(max(ks), len(labels))
-    out: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
-    for start in range(0, len(test_features), chunk_size):
-        queries = F.normalize(test_features[start:start + chunk_size].float(), dim=1)
-        sims, idx = (queries @ bank.T).topk(top, dim=1)  # sorted, most similar first
-        weights = (sims / temperature).exp()
-        neighbour_labels = labels[idx]  # (m, top)
-        for k in ks:
-            used = min(k, top)
-            votes = torch.zeros(len(queries), num_classes, dtype=weights.dtype, device=weights.device)
-            votes.scatter_add_(1, neighbour_labels[:, :used], weights[:, :used])  # (m, K) summed weights per class
-            out[k].append(votes.argmax(dim=1))
-    return {k: torch.cat(v) if v else torch.empty(0, dtype=torch.long) for k, v in out.items()}
-
-
 def knn_accuracy(train: Features, test: Features, num_classes: int, protocol: KNNProtocol = KNNProtocol(),
                  device: torch.device | str = "cpu") -> dict[str, float]:
     """Top-1 accuracy per k, keyed "k=20", ... (labelled images only; correct / n)."""
     keep_train, keep_test = train.labels >= 0, test.labels >= 0
     if int(keep_train.sum()) == 0:
         raise UserError("the kNN readout needs labelled training images")
-    preds = knn_predict(train.features[keep_train].to(device), train.labels[keep_train].to(device),
+    preds = knn_vote(train.features[keep_train].to(device), train.labels[keep_train].to(device),
                         test.features[keep_test].to(device), num_classes, protocol.ks, protocol.temperature,
                         protocol.chunk_size)
     labels = test.labels[keep_test]

@@ -1,7 +1,8 @@
 """Local feature maps of evaluation images, cached on disk like the global features.
 
-`local_maps(ctx, n, layer)` returns the maps `L` of shape `(N, C, h, w)` of a seeded subset of N
-images of the context's evaluation split, with their labels. The subset is
+`extract_local_maps` (through `EvalContext.local_maps(n, layer)`, the one way analyses get them)
+returns the maps `L` of shape `(N, C, h, w)` of a seeded subset of N images of the context's
+evaluation split, with their labels. The subset is
 `EvalData.from_dataset(split, N, seed)` with the evaluation subset's own seed, so it is nested in
 the evaluation subset (the first N of the same seeded permutation) and identified by
 (dataset, split, N, seed). Maps are kept and cached as float16 (float32 when a value would
@@ -32,6 +33,7 @@ class LocalMaps:
     data: EvalData
     layer: str
     from_cache: bool = False
+    positions: torch.Tensor | None = None  # rows' positions in `data` (the context's on-device maps only)
 
     @property
     def global_features(self) -> torch.Tensor:
@@ -92,15 +94,3 @@ def extract_local_maps(encoder, data: EvalData, *, device: torch.device, batch_s
     if ident is not None:
         cache.put(ident, {"maps": result.maps, "labels": result.labels, "indices": result.indices})
     return result
-
-
-def local_maps(ctx, n: int | None, layer: str | None = None) -> LocalMaps:
-    """`extract_local_maps` for `ctx` (an `EvalContext`), kept in `ctx.extras` for the other cells."""
-    layer = resolve_layer(ctx.encoder, layer)
-    data = subset(ctx.data, n)
-    key = ("local_maps", layer, len(data))
-    if key not in ctx.extras:
-        ctx.extras[key] = extract_local_maps(ctx.encoder, data, device=ctx.device, batch_size=ctx.batch_size,
-                                             precision=ctx.precision, layer=layer, cache=ctx.cache,
-                                             progress=ctx.progress, workers=ctx.workers)
-    return ctx.extras[key]

@@ -21,11 +21,12 @@ from typing import Any
 
 from coanalysis.analyses import ANALYSES, Analysis
 from coanalysis.context import EvalContext
-from coanalysis.environment import environment, resolve_device
-from coanalysis.features import EvalData, FeatureCache, Features, extract_features, resolve_precision
+from coanalysis.corruption.settings import CorruptionSettings
+from coanalysis.environment import environment
+from coanalysis.features import EvalData, FeatureCache, Features, extract_features
 from coanalysis.knn import KNNProtocol, knn_accuracy
 from coanalysis.trainer import (ENCODER_FILE, META_FILE, STATE_FILE, AnyDataset, Encoder, UserError, get_spec,
-                                load_dataset)
+                                load_dataset, resolve_device, resolve_precision)
 from coanalysis.loading import load_encoder
 from coanalysis.probe import LinearProbe, ProbeProtocol, fit_probe, load_probe, probe_accuracy, save_probe
 from coanalysis.results import Result, ResultsStore, check_model_name, normalized
@@ -192,12 +193,15 @@ def ensure_probe(session: Session, encoder: Encoder, test: EvalData,
     return probe.to(session.device).eval(), identity, cell["accuracy"]
 
 
-def make_context(session: Session, encoder: Encoder) -> EvalContext:
+def make_context(session: Session, encoder: Encoder,
+                 corruption: CorruptionSettings = CorruptionSettings()) -> EvalContext:
+    """The model's `EvalContext`: its evaluation data and probe, the session's run options and the
+    command's corruption settings (worker processes, cache folder)."""
     test = eval_data(session, encoder)
     probe, identity, accuracy = ensure_probe(session, encoder, test)
     return EvalContext(encoder=encoder, probe=probe, data=test, device=session.device, precision=session.precision,
                        batch_size=session.batch_size, workers=session.workers, probe_identity=identity,
-                       clean_accuracy=accuracy, cache=session.cache, progress=session.progress)
+                       clean_accuracy=accuracy, cache=session.cache, progress=session.progress, corruption=corruption)
 
 
 def _identity(protocol_json: dict[str, Any], analysis: Analysis) -> dict[str, Any]:

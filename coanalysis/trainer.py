@@ -2,7 +2,8 @@
 
 coanalysis reaches the trainer's code only through this module (STYLE.md, principle 1): the
 checkpoint contract (run directories and their file names), the architecture table and encoder
-builder, the dataset layer, the shared error type and the atomic writers. Importing this module
+builder, the dataset layer, device and precision resolution with the autocast context, the
+weighted kNN vote, the shared error type and the atomic writers. Importing this module
 imports torch (the dataset and model layers need it); the render side (`coanalysis.figures`,
 `coanalysis.report`) takes its error type and writers from `coanalysis.trainer_io`, which does not.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 from co_ssl_train import checkpoint as contract
 from co_ssl_train.data import DATASETS, AnyDataset, DatasetInfo, ImageDataset, get_spec, iterate_batches, load_dataset
 from co_ssl_train.data.datasets import UNDECODABLE
+from co_ssl_train.device import autocast, resolve_device, resolve_precision
+from co_ssl_train.knn import knn_vote
 from co_ssl_train.models import ARCHS, IMAGENET_MEAN, IMAGENET_STD, Encoder, build_encoder
 from coanalysis.trainer_io import (UserError, atomic_path, package_version, write_bytes_atomic, write_json_atomic,
                                    write_text_atomic)
@@ -20,5 +23,6 @@ ENCODER_FILE, META_FILE, STATE_FILE = contract.ENCODER_FILE, contract.META_FILE,
 
 __all__ = ["ARCHS", "DATASETS", "ENCODER_FILE", "IMAGENET_MEAN", "IMAGENET_STD", "META_FILE", "STATE_FILE",
            "AnyDataset", "DatasetInfo", "Encoder", "ImageDataset", "UNDECODABLE", "UserError", "atomic_path",
-           "build_encoder", "contract", "get_spec", "iterate_batches", "load_dataset", "package_version",
-           "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+           "autocast", "build_encoder", "contract", "get_spec", "iterate_batches", "knn_vote", "load_dataset",
+           "package_version", "resolve_device", "resolve_precision", "write_bytes_atomic", "write_json_atomic",
+           "write_text_atomic"]

@@ -120,7 +120,6 @@ def test_coanalysis_reaches_the_trainer_through_its_door_only():
     assert bad == []
 
 
-@pytest.mark.xfail(strict=True, reason="the render side still imports analyses (issue 11 item 3, in progress)")
 @pytest.mark.parametrize("side", ["coanalysis.figures", "coanalysis.report"])
 def test_render_side_imports_no_compute_at_module_level(side):
     modules = _modules()
@@ -134,4 +133,48 @@ def test_render_side_imports_no_compute_at_module_level(side):
                 bad += [f"{name}: {n}" for n in names if n.split(".")[0] == "torch"]
             bad += [f"{name}: {t}" for t in _imports(path, modules, top_level_only=True)
                     if t.startswith("coanalysis.analyses")]
+    assert bad == []
+
+
+def _imports_torch(path: Path) -> bool:
+    """Whether `path` imports torch at module level (imports inside functions or `if` blocks run later, if ever)."""
+    for node in ast.parse(path.read_text()).body:
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+        if any(n.split(".")[0] == "torch" for n in names):
+            return True
+    return False
+
+
+def _loaded_with(name: str, modules: dict[str, Path]) -> list[str]:
+    """`name` and its parent packages: importing a module runs every `__init__` above it."""
+    parts = name.split(".")
+    return [m for m in (".".join(parts[:i]) for i in range(1, len(parts) + 1)) if m in modules]
+
+
+def test_planted_torch_import_is_found(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("from __future__ import annotations\nimport torch.nn as nn\n\ndef f():\n    import os\n")
+    assert _imports_torch(module)
+    module.write_text("def f():\n    import torch\n")
+    assert not _imports_torch(module)
+
+
+@pytest.mark.parametrize("side", ["coanalysis.figures", "coanalysis.report"])
+def test_render_side_never_reaches_torch_through_module_level_imports(side):
+    """Following module-level imports from every render-side module (parent packages included)
+    reaches neither `coanalysis.analyses` nor any package module that imports torch."""
+    modules = _modules()
+    start = [m for m in modules if m == side or m.startswith(side + ".")]
+    reached: dict[str, str] = {}  # module -> the module that imported it
+    queue = [(m, m) for s in start for m in _loaded_with(s, modules)]
+    while queue:
+        name, parent = queue.pop()
+        if name in reached:
+            continue
+        reached[name] = parent
+        for target in _imports(modules[name], modules, top_level_only=True):
+            queue += [(m, name) for m in _loaded_with(target, modules) if m not in reached]
+    bad = sorted(f"{m} (imported by {reached[m]})" for m in reached
+                 if m.startswith("coanalysis.analyses") or _imports_torch(modules[m]))
     assert bad == []

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from coanalysis.context import EvalContext
 from coanalysis.analyses.redundancy import summary
 from coanalysis.features import forward_global, to_input
 from coanalysis.trainer import UserError
@@ -123,7 +124,7 @@ def bag_features(encoder, x: torch.Tensor, offsets: torch.Tensor, patch: int, fe
     return torch.cat(out).view(x.shape[0], offsets.shape[1], -1)
 
 
-def run_cell(ctx, protocol: BagSSLProtocol, key: str) -> dict[str, Any]:
+def run_cell(ctx: EvalContext, protocol: BagSSLProtocol, key: str) -> dict[str, Any]:
     try:
         patch = int(key.split("=", 1)[1])
     except (IndexError, ValueError):

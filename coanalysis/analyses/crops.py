@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from coanalysis.context import EvalContext
 from coanalysis.seeding import per_image_generator
 
 SCALES = (1.0, 0.5, 0.25, 0.1)
@@ -65,7 +66,7 @@ def random_crops(x: torch.Tensor, scale: float, seed: int, positions: torch.Tens
     return out.clamp_(0, 1)
 
 
-def run_cell(ctx, protocol: CropProtocol, key: str) -> dict[str, Any]:
+def run_cell(ctx: EvalContext, protocol: CropProtocol, key: str) -> dict[str, Any]:
     scale = protocol.scales[cells(protocol).index(key)]
     acc, n = ctx.accuracy(lambda x, pos: random_crops(x, scale, protocol.seed, pos))
     side = ctx.data.info.image_size

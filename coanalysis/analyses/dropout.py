@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import torch
 
+from coanalysis.context import EvalContext
 from coanalysis.seeding import image_seed
 
 SINGLE = "1-1/hw"  # the spatial p that keeps a single position
@@ -150,9 +151,9 @@ def channel_std(maps: torch.Tensor, chunk: int = 256) -> torch.Tensor:
     return var.clamp_min(0).sqrt().float()
 
 
-def run_cell(ctx, protocol: DropoutProtocol, key: str) -> dict[str, Any]:
+def run_cell(ctx: EvalContext, protocol: DropoutProtocol, key: str) -> dict[str, Any]:
     kind, value = parse_key(key)
-    maps = ctx.local_maps().maps
+    maps = ctx.local_maps(on_device=True).maps
     _, c, h, w = maps.shape
     cell: dict[str, Any] = {"kind": kind}
     if kind == "spatial":
@@ -164,9 +165,9 @@ def run_cell(ctx, protocol: DropoutProtocol, key: str) -> dict[str, Any]:
         cell.update(p=float(value), channels=c, dropped_channels=round(float(value) * c),
                     scale=1.0 / (1.0 - float(value)))
     else:
-        if "map_channel_std" not in ctx.extras:
-            ctx.extras["map_channel_std"] = channel_std(maps)
-        cell.update(alpha=float(value), mean_channel_std=float(ctx.extras["map_channel_std"].mean()))
+        if ctx.map_channel_std is None:
+            ctx.map_channel_std = channel_std(maps)
+        cell.update(alpha=float(value), mean_channel_std=float(ctx.map_channel_std.mean()))
     accuracies, n = [], 0
     for mask in range(protocol.masks):
         condition = zlib.crc32(f"{key}#{mask}".encode())
@@ -175,7 +176,7 @@ def run_cell(ctx, protocol: DropoutProtocol, key: str) -> dict[str, Any]:
         elif kind == "channel":
             pool = channel_pooling(float(value), protocol.seed, condition)
         else:
-            pool = noise_pooling(float(value), ctx.extras["map_channel_std"], protocol.seed, condition)
+            pool = noise_pooling(float(value), ctx.map_channel_std, protocol.seed, condition)
         acc, n = ctx.accuracy_from_maps(pool)
         accuracies.append(acc)
     # the mean from the counts, so equal counts give exactly the clean accuracy

@@ -26,22 +26,20 @@ ResNets) when the support covers the image. How it was found is recorded with it
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 import torch
 
-from coanalysis.features import autocast, to_input
-from coanalysis.trainer import UserError
+from coanalysis.context import EvalContext
+from coanalysis.derived.erf import MASSES, METHODS, encode_image, encode_map
+from coanalysis.features import to_input
+from coanalysis.trainer import UserError, autocast
 from coanalysis.local_features import resolve_layer
 from coanalysis.sample_images import DEFAULT, ImageSet, load_images
 
-METHODS = ("gradient", "integrated-gradients", "smoothgrad")
 DEFAULT_COORDS = ((0.0, 0.0), (0.0, 0.5), (0.5, 0.0), (0.5, 0.5))
-MASSES = (0.2, 0.5, 0.9)
 EVAL = "eval"  # images spec: the first images of the context's evaluation data
 
 
@@ -255,42 +253,9 @@ def downsample(maps: torch.Tensor, factor: int) -> torch.Tensor:
     return x[:, 0] if squeeze else x
 
 
-def encode_map(m: torch.Tensor) -> dict[str, Any]:
-    """A non-negative map `(H, W)` scaled to max 1, as base64 float16 (row-major)."""
-    peak = float(m.max())
-    scaled = (m / peak if peak > 0 else m).to(torch.float16).contiguous()
-    return {"shape": list(scaled.shape), "scale": peak,
-            "float16_b64": base64.b64encode(scaled.numpy().tobytes()).decode()}
-
-
-def decode_map(data: dict[str, Any]):
-    """`encode_map`'s output -> float32 numpy array `(H, W)` scaled to max 1."""
-    import numpy as np
-
-    return np.frombuffer(base64.b64decode(data["float16_b64"]), dtype=np.float16).reshape(data["shape"]).astype(
-        np.float32)
-
-
-def encode_image(image: torch.Tensor) -> str:
-    """uint8 `(3, H, W)` -> base64 PNG."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(image.permute(1, 2, 0).numpy()).save(buf, format="PNG", optimize=True)
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-def decode_image(data: str):
-    """base64 PNG -> uint8 numpy array `(H, W, 3)`."""
-    import numpy as np
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
-
-
 # ---------------------------------------------------------------- cells
 
-def image_size_of(ctx, protocol: ERFProtocol) -> int:
+def image_size_of(ctx: EvalContext, protocol: ERFProtocol) -> int:
     source = getattr(ctx.encoder, "source", None)
     size = protocol.image_size or (source.input_size if source is not None else None) \
         or (ctx.data.info.image_size if ctx.data is not None else None)
@@ -299,11 +264,11 @@ def image_size_of(ctx, protocol: ERFProtocol) -> int:
     return size
 
 
-def erf_images(ctx, protocol: ERFProtocol) -> ImageSet:
-    """The protocol's images at the analysis size (kept in `ctx.extras` for the other cells)."""
+def erf_images(ctx: EvalContext, protocol: ERFProtocol) -> ImageSet:
+    """The protocol's images at the analysis size (kept in `ctx.image_sets` for the other cells)."""
     size = image_size_of(ctx, protocol)
-    key = ("erf_images", tuple(protocol.images), size, protocol.n_images)
-    if key not in ctx.extras:
+    key = (tuple(protocol.images), size, protocol.n_images)
+    if key not in ctx.image_sets:
         if protocol.images == (EVAL,):
             chunks, names = [], []
             for images, _, positions in ctx.data.batches(protocol.n_images):
@@ -312,10 +277,10 @@ def erf_images(ctx, protocol: ERFProtocol) -> ImageSet:
                                                               antialias=True).round().clamp(0, 255).byte())
                 names += [f"{ctx.data.info.name}:{int(ctx.data.indices[p])}" for p in positions.tolist()]
                 break
-            ctx.extras[key] = ImageSet(torch.cat(chunks), names, [], (EVAL,))
+            ctx.image_sets[key] = ImageSet(torch.cat(chunks), names, [], (EVAL,))
         else:
-            ctx.extras[key] = load_images(protocol.images, size, protocol.n_images)
-    return ctx.extras[key]
+            ctx.image_sets[key] = load_images(protocol.images, size, protocol.n_images)
+    return ctx.image_sets[key]
 
 
 def _stats(sides: torch.Tensor) -> dict[str, dict[str, float | None]]:
@@ -328,7 +293,7 @@ def _stats(sides: torch.Tensor) -> dict[str, dict[str, float | None]]:
     return out
 
 
-def run_cell(ctx, protocol: ERFProtocol, key: str) -> dict[str, Any]:
+def run_cell(ctx: EvalContext, protocol: ERFProtocol, key: str) -> dict[str, Any]:
     method, coord = parse_key(key)
     if method not in METHODS:
         raise UserError(f"unknown ERF method {method!r}; choose from: {', '.join(METHODS)}")
@@ -356,8 +321,8 @@ def run_cell(ctx, protocol: ERFProtocol, key: str) -> dict[str, Any]:
     shown = images[:protocol.show]
     if factor > 1:
         shown = downsample(shown, factor).round().clamp(0, 255).byte()
-    examples = [{"name": image_set.names[k], "image": encode_image(shown[k]),
-                 "map": encode_map(downsample(maps[k:k + 1], factor)[0]),
+    examples = [{"name": image_set.names[k], "image": encode_image(shown[k].permute(1, 2, 0).numpy()),
+                 "map": encode_map(downsample(maps[k:k + 1], factor)[0].numpy()),
                  "sizes": dict(zip((f"{round(100 * q)}" for q in MASSES), sides[k].tolist()))}
                 for k in range(len(shown))]
     mean_sides = mass_square_sides(average[None], centre)[0].tolist()
@@ -368,6 +333,6 @@ def run_cell(ctx, protocol: ERFProtocol, key: str) -> dict[str, Any]:
         "sizes": _stats(sides), "mean_map_sizes": dict(zip((f"{round(100 * q)}" for q in MASSES), mean_sides)),
         "support_square": support_side(average > 0, centre),
         "support_box": [box[0][1] - box[0][0] + 1, box[1][1] - box[1][0] + 1] if box else None,
-        "mean_map": encode_map(stored), "mean_map_levels": mass_levels(stored), "store_factor": factor,
+        "mean_map": encode_map(stored.numpy()), "mean_map_levels": mass_levels(stored), "store_factor": factor,
         "examples": examples, "images": image_set.describe(), "image_names": image_set.names,
     }

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from coanalysis.context import EvalContext
 from coanalysis.seeding import per_image_normal
 
 SIGMAS = (0.0, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5)
@@ -46,7 +47,7 @@ def condition(sigma: float) -> int:
     return int(round(sigma * 1_000_000))
 
 
-def run_cell(ctx, protocol: NoiseProtocol, key: str) -> dict[str, Any]:
+def run_cell(ctx: EvalContext, protocol: NoiseProtocol, key: str) -> dict[str, Any]:
     sigma = protocol.sigmas[cells(protocol).index(key)]
     acc, n = ctx.accuracy(lambda x, pos: add_noise(x, sigma, protocol.seed, condition(sigma), pos))
     return {"sigma": sigma, "accuracy": acc, "n": n}

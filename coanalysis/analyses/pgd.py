@@ -27,9 +27,11 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from coanalysis.features import autocast, to_input
+from coanalysis.context import EvalContext
+from coanalysis.features import to_input
 from coanalysis.probe import ProbedEncoder
 from coanalysis.seeding import image_seed
+from coanalysis.trainer import autocast
 
 LINF_EPS: tuple[float, ...] = (0.0, 0.25 / 255, 0.5 / 255, 1 / 255, 2 / 255, 4 / 255)
 L2_EPS: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5)
@@ -118,7 +120,7 @@ def frozen(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-def run_cell(ctx, protocol: PGDProtocol, key: str) -> dict[str, Any]:
+def run_cell(ctx: EvalContext, protocol: PGDProtocol, key: str) -> dict[str, Any]:
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # foolbox imports GitPython
     import foolbox as fb
 

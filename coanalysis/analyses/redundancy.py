@@ -33,8 +33,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from coanalysis.context import EvalContext
 from coanalysis.trainer import UserError
-from coanalysis.local_features import LocalMaps, local_maps
+from coanalysis.local_features import LocalMaps
 from coanalysis.probe import accuracy
 from coanalysis.seeding import per_image_generator
 
@@ -199,8 +200,8 @@ def centre_index(size: int) -> int:
 
 # ---------------------------------------------------------------- cells
 
-def _maps(ctx, protocol: RedundancyProtocol) -> LocalMaps:
-    lm = local_maps(ctx, protocol.n_images, protocol.layer)
+def _maps(ctx: EvalContext, protocol: RedundancyProtocol) -> LocalMaps:
+    lm = ctx.local_maps(protocol.n_images, protocol.layer)
     if len(lm.labels) < 2:
         raise UserError("redundancy needs at least 2 decodable images")
     return lm
@@ -240,7 +241,7 @@ def _similarity(lm: LocalMaps, protocol: RedundancyProtocol, device: torch.devic
 
 
 @torch.no_grad()
-def _part(ctx, lm: LocalMaps, protocol: RedundancyProtocol, which: str) -> dict[str, Any]:
+def _part(ctx: EvalContext, lm: LocalMaps, protocol: RedundancyProtocol, which: str) -> dict[str, Any]:
     maps, labels = lm.maps, lm.labels
     n, c, h, w = maps.shape
     base = {"n": n, "layer": lm.layer, "map_size": [h, w]}
@@ -268,7 +269,7 @@ def _part(ctx, lm: LocalMaps, protocol: RedundancyProtocol, which: str) -> dict[
     return {**base, "accuracy": mean, "std": std, "accuracies": accs, "repeats": protocol.repeats}
 
 
-def run_cell(ctx, protocol: RedundancyProtocol, key: str) -> dict[str, Any]:
+def run_cell(ctx: EvalContext, protocol: RedundancyProtocol, key: str) -> dict[str, Any]:
     lm = _maps(ctx, protocol)
     if key == "pairs":
         return _pairs(lm, protocol, ctx.device)

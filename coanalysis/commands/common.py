@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from coanalysis.pipeline import Session, model_names
+if TYPE_CHECKING:  # the pipeline imports torch; `coanalysis report` builds this parser without it
+    from coanalysis.pipeline import Session
 
 DEFAULT_OUT = "reports/results"
 
@@ -95,6 +97,7 @@ def add_run_args(parser: argparse.ArgumentParser, out_help: str = "results folde
 
 
 def session_from_args(args: argparse.Namespace) -> Session:
+    from coanalysis.pipeline import Session, model_names
     from coanalysis.trainer import UserError
 
     if args.batch_size < 1:

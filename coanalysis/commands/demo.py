@@ -19,7 +19,7 @@ steps, a check that the whole pipeline runs (its numbers mean nothing).
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from coanalysis.demo import PRESETS
+    from coanalysis.end_to_end import PRESETS
 
     parser.add_argument("--preset", default="cpu", choices=tuple(PRESETS), help="cpu (default), gpu or smoke")
     parser.add_argument("--name", default="demo",
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from coanalysis.demo import run_demo
+    from coanalysis.end_to_end import run_demo
     from coanalysis.results import check_model_name
 
     run_demo(check_model_name(args.name), args.preset, data_root=args.data_root, download=args.download,

@@ -31,7 +31,7 @@ def _coord(text: str) -> tuple[float, float]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from coanalysis.analyses.erf import METHODS
+    from coanalysis.derived.erf import METHODS
 
     add_model_args(parser)
     g = parser.add_argument_group("erf")
@@ -67,7 +67,7 @@ def image_context(session, encoder, protocol):
     ctx = EvalContext(encoder=encoder, probe=None, data=None, device=session.device, precision=session.precision,
                       batch_size=session.batch_size, workers=session.workers, cache=session.cache,
                       progress=session.progress)
-    images = erf_images(ctx, protocol)  # kept in ctx.extras for the cells
+    images = erf_images(ctx, protocol)  # kept in ctx.image_sets for the cells
     info = DatasetInfo(name="images", split="erf", num_classes=0, image_size=int(images.images.shape[-1]),
                        source=", ".join(protocol.images), notes=images.describe()["preprocessing"])
     ctx.data = EvalData.from_dataset(ImageDataset(images.images, torch.full((len(images.names),), -1), (), info))

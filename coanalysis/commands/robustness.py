@@ -9,6 +9,7 @@ finished cells (and retries the cells a pre-rendered set was missing).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from coanalysis.commands.common import add_data_args, add_model_args, add_run_args, session_from_args
 
@@ -16,14 +17,15 @@ HELP = "noise, corruption, internal-dropout, PGD and crop-scale robustness of on
 EXAMPLES = """examples:
   coanalysis robustness --ckpt checkpoints/demo-byol --ckpt checkpoints/demo-co-byol --out reports/cmp
   coanalysis robustness --ckpt RUN --only noise --sigmas 0,0.1,0.2 --n 2000
-  coanalysis robustness --ckpt RUN --only corruptions --corruptions noise,fog --severities 1,3,5 --workers 8
+  coanalysis robustness --ckpt RUN --only corruptions --corruptions noise,fog --severities 1,3,5 --corruption-workers 8
   coanalysis robustness --ckpt A --ckpt B --only corruptions --corruptions-from data/CIFAR-10-C --baseline A
   coanalysis robustness --ckpt RUN --only pgd --eps linf=0,1/255,4/255 --eps l2=0,0.5 --steps 20 --pgd-n 1000
   coanalysis report reports/cmp           # then render the comparison
 
 Every cell is saved as soon as it is done: interrupt at any time and re-run the same command to
-continue. Corrupted images are generated on --workers processes (default: all cores) and cached
-as uint8 under --corruption-cache, so a second checkpoint on the same data pays only its forward passes.
+continue. Corrupted images are generated on --corruption-workers processes (default: all cores) and
+cached as uint8 under --corruption-cache, so a second checkpoint on the same data pays only its forward
+passes. --workers is the DataLoader workers of folder datasets only, as in every command.
 """
 ROBUSTNESS = ("noise", "corruptions", "dropout", "pgd", "crops")
 
@@ -71,6 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--corruption-n", type=int, metavar="N",
                    help="corrupt a seeded subset of N of the evaluation images (default: all of them)")
     g.add_argument("--corruption-seed", type=int, default=0, help="seed of the per-image corruptions (default: 0)")
+    g.add_argument("--corruption-workers", type=int, metavar="N",
+                   help="processes that generate or decode corrupted images (default: all cores; 1: none, in this "
+                        "process); the images do not depend on it")
     g.add_argument("--corruption-cache", metavar="DIR",
                    help="uint8 cache of corrupted images (default: <co-ssl cache>/corruptions; ImageNet's 5 000-image "
                         "75-cell sweep at 224 px takes about 56 GB)")
@@ -131,11 +136,13 @@ def protocols(args: argparse.Namespace) -> dict:
     from coanalysis.analyses.crops import CropProtocol
     from coanalysis.analyses.dropout import SINGLE, DropoutProtocol
     from coanalysis.analyses.noise import NoiseProtocol
-    from coanalysis.corruption_sources import check_names, detect_layout
+    from coanalysis.corruption.names import check_names
+    from coanalysis.corruption.sources import detect_layout
     from coanalysis.trainer import UserError
 
     corruption = CorruptionProtocol(seed=args.corruption_seed, n=args.corruption_n)
     _positive(args.corruption_n, "--corruption-n")
+    _positive(args.corruption_workers, "--corruption-workers")
     if args.corruptions:
         corruption = _replace(corruption, corruptions=check_names([c.strip() for c in args.corruptions.split(",")]))
     if args.severities:
@@ -144,8 +151,6 @@ def protocols(args: argparse.Namespace) -> dict:
             raise UserError(f"--severities must be in 1..5, got {args.severities!r}")
         corruption = _replace(corruption, severities=tuple(dict.fromkeys(severities)))
     if args.corruptions_from:
-        from pathlib import Path
-
         root = Path(args.corruptions_from).expanduser().resolve()
         corruption = _replace(corruption, source=detect_layout(root), root=str(root))
     spatial = DropoutProtocol().spatial_ps
@@ -194,7 +199,7 @@ def _line(result) -> str:
 
 
 def _corruption_summary(results: dict, baseline: str) -> list[str]:
-    from coanalysis.analyses.corruptions import ALEXNET, summarize
+    from coanalysis.derived.corruptions import ALEXNET, summarize
 
     lines = []
     reference = results.get(baseline)
@@ -217,7 +222,8 @@ def _corruption_summary(results: dict, baseline: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> None:
     from coanalysis.analyses import ANALYSES
-    from coanalysis.corruption_sources import available_cores
+    from coanalysis.corruption.pool import available_cores
+    from coanalysis.corruption.settings import CorruptionSettings
     from coanalysis.trainer import UserError
     from coanalysis.pipeline import make_context, model_names, open_model, run_analysis
 
@@ -231,16 +237,13 @@ def run(args: argparse.Namespace) -> None:
     if baseline not in names:
         raise UserError(f"--baseline {baseline!r} is not among the models: {', '.join(names)}")
     session = session_from_args(args)
+    corruption = CorruptionSettings(workers=args.corruption_workers or available_cores(),
+                                    cache_dir=Path(args.corruption_cache).expanduser() if args.corruption_cache else None)
     summary = []
     corruption_results = {}
     for ckpt, name in zip(args.ckpt, names):
         encoder = open_model(session, ckpt, name)
-        ctx = make_context(session, encoder)
-        ctx.extras["corruption_workers"] = args.workers if args.workers > 0 else available_cores()
-        if args.corruption_cache:
-            from pathlib import Path
-
-            ctx.extras["corruption_cache"] = Path(args.corruption_cache).expanduser()
+        ctx = make_context(session, encoder, corruption=corruption)
         for analysis in only:
             if analysis == "corruptions":
                 _retry_missing(session, name)
@@ -248,7 +251,7 @@ def run(args: argparse.Namespace) -> None:
             summary.append((name, analysis, result))
             if analysis == "corruptions":
                 corruption_results[name] = result
-        ctx.extras.clear()  # images and local maps of this model
+        ctx.clear_caches()  # images, local maps and corruption providers of this model
     for name, analysis, result in summary:
         n = max((c.get("n", 0) for c in result.cells.values()), default=0)
         print(f"{name} {analysis} (n = {n}): {_line(result)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from coanalysis.figures import new_panels
+from coanalysis.figures.style import new_panels
 from coanalysis.results import Result
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from coanalysis.analyses.corruptions import mean_accuracy, parse_key
-from coanalysis.figures import new_figure
+from coanalysis.derived.corruptions import mean_standard_accuracy, parse_key
+from coanalysis.figures.style import new_figure
 from coanalysis.results import Result
 
 
@@ -40,7 +40,7 @@ def corruption_heatmap(result: Result, mce: float | None = None, reference: str 
                 ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7,
                         color="white" if v < color_max / 2 else "black")
     fig.colorbar(image, ax=ax, label="probe top-1 accuracy (%)", shrink=0.9)
-    mean, count = mean_accuracy(result.cells)
+    mean, count = mean_standard_accuracy(result.cells)
     clean = result.cells.get("clean", {}).get("accuracy")
     title = result.model["name"]
     if clean is not None:

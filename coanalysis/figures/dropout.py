@@ -3,7 +3,7 @@ dropped (or the feature-noise level), mean over masks with a ±1 std band."""
 
 from __future__ import annotations
 
-from coanalysis.figures import new_figure
+from coanalysis.figures.style import new_figure
 from coanalysis.results import Result
 
 KINDS = {"spatial": "fraction p of local positions dropped", "channel": "fraction p of channels zeroed (rescaled)",

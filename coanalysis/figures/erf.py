@@ -15,8 +15,8 @@ import matplotlib
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from coanalysis.analyses.erf import decode_image, decode_map
-from coanalysis.figures import new_panels
+from coanalysis.derived.erf import decode_image, decode_map
+from coanalysis.figures.style import new_panels
 from coanalysis.results import Result
 
 METHOD_LABELS = {"gradient": "plain gradient", "integrated-gradients": "Integrated Gradients",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coanalysis.figures import new_figure
+from coanalysis.figures.style import new_figure
 from coanalysis.results import Result
 
 UNITS = {"linf": 255.0, "l2": 1.0}  # L-inf budgets are drawn in /255

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import seaborn as sns
 
-from coanalysis.figures import fmt_n, new_panels
+from coanalysis.figures.style import fmt_n, new_panels
 from coanalysis.results import Result
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coanalysis.figures import hex_color, model_colors
+from coanalysis.figures.style import hex_color, model_colors
 from coanalysis.trainer_io import UserError
 from coanalysis.results import Result, ResultsStore
 

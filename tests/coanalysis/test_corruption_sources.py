@@ -8,9 +8,14 @@ import pytest
 import torch
 
 from coanalysis.context import EvalContext
-from coanalysis.corruption_sources import (ALL, MIN_SIDE, SEEDED_BY_ARGUMENT, STANDARD, Corrupted, CorruptionProvider,
-                                           FolderSource, GeneratedSource, Missing, NpySource, check_names,
-                                           corrupt_images, corrupt_one, corruption_seed, detect_layout)
+from coanalysis.corruption.folders import FolderSource
+from coanalysis.corruption.generated import GeneratedSource
+from coanalysis.corruption.names import ALL, MIN_SIDE, SEEDED_BY_ARGUMENT, STANDARD, check_names, corruption_seed
+from coanalysis.corruption.npy import NpySource
+from coanalysis.corruption.outcome import Corrupted, Missing
+from coanalysis.corruption.pool import corrupt_images, corrupt_one
+from coanalysis.corruption.provider import CorruptionProvider
+from coanalysis.corruption.sources import detect_layout
 from coanalysis.features import EvalData
 from coanalysis.trainer import UserError, load_dataset
 from tests.corruption_datafiles import folder_colour, npy_value, write_cifar_c, write_imagenet_c

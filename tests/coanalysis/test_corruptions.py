@@ -8,9 +8,12 @@ import json
 import pytest
 
 from coanalysis.analyses import ANALYSES, Analysis
-from coanalysis.analyses.corruptions import (ALEXNET_ERRORS, CorruptionProtocol, alexnet_errors, corruption_errors,
-                                             errors, mean_accuracy, mean_corruption_error, summarize)
-from coanalysis.corruption_sources import STANDARD
+from coanalysis.analyses.corruptions import CorruptionProtocol
+from coanalysis.corruption.names import STANDARD
+from coanalysis.corruption.settings import CorruptionSettings
+from coanalysis.derived.corruptions import (ALEXNET_ERRORS, alexnet_errors, corruption_errors, errors,
+                                            mean_corruption_error, summarize)
+from coanalysis.derived.corruptions import mean_standard_accuracy as mean_accuracy
 from coanalysis.pipeline import run_analysis
 from tests.coanalysis.probed import probed_context
 
@@ -24,7 +27,7 @@ PUBLISHED_MEANS = {"gaussian_noise": 0.886428, "shot_noise": 0.894468, "impulse_
 
 def context(tiny_runs, out, cache, workers=1, name="byol"):
     session, ctx = probed_context(tiny_runs, name, out)
-    ctx.extras.update(corruption_workers=workers, corruption_cache=cache)
+    ctx.corruption = CorruptionSettings(workers=workers, cache_dir=cache)
     return session, ctx
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from coanalysis.analyses import ANALYSES
-from coanalysis.demo import mean_accuracy, summary_table
+from coanalysis.end_to_end import mean_cell_accuracy, summary_table
 from tests.conftest import run_cli
 from tests.datafiles import write_fashion_mnist
 from tests.resultfiles import model_record, noise_result
@@ -39,7 +39,7 @@ def test_summary_table_is_computed_from_results():
     assert lines[1].split() == ["byol", "90.0%", "60.0%"]
     assert lines[2].split() == ["co-byol", "80.0%", "70.0%"]
     assert "noise: 2" in lines[3]
-    assert mean_accuracy({"a": {"score": 1}}) is None
+    assert mean_cell_accuracy({"a": {"score": 1}}) is None
 
 
 @pytest.mark.slow

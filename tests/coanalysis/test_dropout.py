@@ -22,7 +22,7 @@ def test_nothing_dropped_equals_clean_accuracy_and_cells_record_the_protocol(tin
         cell = result.cells[key]
         assert cell["accuracies"] == [ctx.clean_accuracy] * 3 and cell["mean"] == ctx.clean_accuracy
         assert cell["std"] == 0.0 and cell["n"] == 256
-    c, h, w = ctx.local_maps().maps.shape[1:]
+    c, h, w = ctx.local_maps(on_device=True).maps.shape[1:]
     single = result.cells[f"spatial p={SINGLE}"]
     assert single["kept_positions"] == 1 and single["p_value"] == 1 - 1 / (h * w) and single["positions"] == h * w
     assert result.cells["spatial p=0.5"]["kept_positions"] == h * w // 2

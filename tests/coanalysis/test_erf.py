@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from coanalysis.analyses import ANALYSES
-from coanalysis.analyses.erf import (ERFProtocol, cells, decode_image, decode_map, erf_maps, map_index,
-                                     mass_square_sides, support_box, support_side, unit_centre)
+from coanalysis.analyses.erf import (ERFProtocol, cells, erf_maps, map_index, mass_square_sides, support_box,
+                                     support_side, unit_centre)
+from coanalysis.derived.erf import decode_image, decode_map
 from coanalysis.trainer import ARCHS, UserError, build_encoder
 from coanalysis.pipeline import Session, open_model, run_analysis
 from coanalysis.results import Result

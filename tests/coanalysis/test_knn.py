@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from coanalysis.features import Features
-from coanalysis.knn import KNNProtocol, knn_accuracy, knn_predict
+from coanalysis.knn import KNNProtocol, knn_accuracy
+from coanalysis.trainer import knn_vote as knn_predict
 from coanalysis.trainer import UserError
 
 

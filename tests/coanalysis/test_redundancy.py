@@ -138,12 +138,12 @@ def test_pipeline_resumes_round_trips_and_reuses_the_local_cache(tiny_runs, fitt
     again_session = Session(out=tmp_path / "res", progress=False, batch_size=32, cache_dir=tmp_path / "cache")
     ctx2 = make_context(again_session, open_model(again_session, str(tiny_runs["co-byol"]), "co"))
     again = run_analysis(again_session, ctx2, ANALYSES["redundancy"], protocol)
-    key = next(k for k in ctx2.extras if k[0] == "local_maps")
-    assert ctx2.extras[key].from_cache
+    local = ctx2.local_maps(protocol.n_images, protocol.layer)
+    assert local.from_cache
     assert {k: {f: v for f, v in c.items() if f != "wall_time_s"} for k, c in again.cells.items()} == \
         {k: {f: v for f, v in c.items() if f != "wall_time_s"} for k, c in first.cells.items()}
     # the images are nested in the evaluation subset
-    assert set(ctx2.extras[key].indices.tolist()) <= set(ctx2.data.indices.tolist())
+    assert set(local.indices.tolist()) <= set(ctx2.data.indices.tolist())
 
 
 def test_another_layer_has_no_single_vector_probe(tiny_runs, fitted, tmp_path):

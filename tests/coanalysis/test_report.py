@@ -14,7 +14,7 @@ import pytest
 
 from coanalysis.analyses import ANALYSES
 from coanalysis.analyses.noise import NoiseProtocol
-from coanalysis.figures import Curve, curve_from_cells, model_colors
+from coanalysis.figures.style import Curve, curve_from_cells, model_colors
 from coanalysis.trainer import UserError
 from coanalysis.pipeline import Session, make_context, open_model, run_analysis
 from coanalysis.report import render_report

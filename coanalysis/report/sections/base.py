@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from coanalysis.figures import Curve, fmt_n
+from coanalysis.figures.style import Curve, fmt_n
 from coanalysis.report.data import ReportData
 
 

@@ -3,7 +3,8 @@ accuracy, and CE / mCE relative to the baseline (and to AlexNet on ImageNet)."""
 
 from __future__ import annotations
 
-from coanalysis.analyses.corruptions import ALEXNET, STANDARD, summarize
+from coanalysis.corruption.names import STANDARD
+from coanalysis.derived.corruptions import ALEXNET, summarize
 from coanalysis.figures.corruptions import corruption_heatmap
 from coanalysis.report.data import ReportData
 from coanalysis.report.sections.base import FigureBlock, Section, Table, pct

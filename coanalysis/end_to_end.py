@@ -108,7 +108,7 @@ def train_model(method: str, run_name: str, preset: Preset, checkpoints: Path, d
     return checkpoints / run_name
 
 
-def mean_accuracy(cells: dict[str, dict[str, Any]]) -> float | None:
+def mean_cell_accuracy(cells: dict[str, dict[str, Any]]) -> float | None:
     """Mean of the cells' accuracies (fractions), or None when the cells hold no accuracy."""
     values = [c["accuracy"] for c in cells.values() if isinstance(c.get("accuracy"), (int, float))]
     return sum(values) / len(values) if values else None
@@ -117,14 +117,14 @@ def mean_accuracy(cells: dict[str, dict[str, Any]]) -> float | None:
 def summary_table(clean: dict[str, float], results: dict[str, dict[str, Any]]) -> list[str]:
     """Terminal lines: per model, probe top-1 and each analysis's mean top-1 over its conditions."""
     analyses = [a for a in dict.fromkeys(a for per in results.values() for a in per)
-                if any(mean_accuracy(results[m][a].cells) is not None for m in results if a in results[m])]
+                if any(mean_cell_accuracy(results[m][a].cells) is not None for m in results if a in results[m])]
     width = max([len(m) for m in clean] + [5])
     lines = [f"{'model':{width}s}  {'clean':>7s}" + "".join(f"  {a:>11s}" for a in analyses)]
     for model, acc in clean.items():
         row = f"{model:{width}s}  {100 * acc:6.1f}%"
         for a in analyses:
             r = results[model].get(a)
-            mean = mean_accuracy(r.cells) if r is not None else None
+            mean = mean_cell_accuracy(r.cells) if r is not None else None
             row += f"  {'–':>11s}" if mean is None else f"  {100 * mean:10.1f}%"
         lines.append(row)
     if analyses:

@@ -1,0 +1,68 @@
+"""A corruption source behind the uint8 disk cache, with one cell of look-ahead.
+
+`get(c, s)` returns the images of one cell (from the cache when present); `prefetch(c, s)` starts
+producing the next cell on a one-thread executor (its generation runs in the worker processes)
+while the current cell is classified. Cache entries are keyed by the source's identity of the
+cell, so a second checkpoint on the same data pays only its forward passes.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+from coanalysis.corruption.outcome import Corrupted, Missing
+from coanalysis.corruption.sources import Source
+from coanalysis.features import FeatureCache
+
+
+class CorruptionProvider:
+    """`source`'s cells, cached as uint8 under `cache_dir` when `use_cache`, one cell produced ahead."""
+
+    def __init__(self, source: Source, cache_dir: Path | None, use_cache: bool = True):
+        self.source = source
+        self.cache = FeatureCache(cache_dir) if use_cache else None
+        self._ahead: tuple[tuple[str, int], Future] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    def _load_or_produce(self, corruption: str, severity: int) -> Corrupted | Missing:
+        ident = self.source.identity(corruption, severity) if self.cache is not None else None
+        if ident is not None:
+            hit = self.cache.get(ident)
+            if hit is not None and {"images", "labels", "notes"} <= set(hit):
+                notes = json.loads(bytes(hit["notes"].tolist()).decode())
+                return Corrupted(hit["images"], hit["labels"], notes)
+        got = self.source.produce(corruption, severity)
+        if ident is not None and isinstance(got, Corrupted):
+            notes = torch.tensor(list(json.dumps(got.notes, sort_keys=True).encode()), dtype=torch.uint8)
+            self.cache.put(ident, {"images": got.images, "labels": got.labels, "notes": notes})
+        return got
+
+    def get(self, corruption: str, severity: int) -> Corrupted | Missing:
+        """The cell's images: the look-ahead's when it was this cell (its error is raised here), else made now."""
+        if self._ahead is not None and self._ahead[0] == (corruption, severity):
+            _, future = self._ahead
+            self._ahead = None
+            return future.result()
+        return self._load_or_produce(corruption, severity)
+
+    def prefetch(self, corruption: str, severity: int) -> None:
+        """Start producing (corruption, severity) in the background; one cell ahead at most."""
+        if self._ahead is not None and self._ahead[0] == (corruption, severity):
+            return
+        self.source.prepare()  # shared inputs (the evaluation images, the worker pool) are built here
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="corruption look-ahead")
+        if self._ahead is not None:  # a look-ahead nobody asked for: let it finish, drop its result
+            self._ahead[1].cancel()
+        self._ahead = ((corruption, severity), self._executor.submit(self._load_or_produce, corruption, severity))
+
+    def close(self) -> None:
+        """Drop the look-ahead without waiting for it (an interrupted run does not need it)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+        self._ahead = None
