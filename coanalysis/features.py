@@ -1,6 +1,7 @@
 """Evaluation data, batched inference and the on-disk feature cache.
 
-- `EvalData`: a seeded, fixed subset of one split of a dataset, iterated as uint8 batches.
+- `EvalData`: a seeded, fixed subset of one split of a dataset, iterated as uint8 batches;
+  `SubsetImages`, the decoded images of such a subset (kept by `EvalContext.images`).
 - `forward_global` / `forward_local`: inference in eval mode at the chosen precision
   (bf16 autocast and channels_last on GPU, fp32 on CPU).
 - `extract_features`: global (pooled) features of an `EvalData`, cached on disk under a key of
@@ -8,7 +9,10 @@
   precision, and a hash of the subset's pixels or file list). A second run pays only the cache
   read (and that hash): no forward pass, no model on the device. Entries are written atomically
   (temporary file, fsync, rename); one that is stale (another identity), truncated, corrupt or
-  malformed is ignored and rebuilt, never trusted.
+  malformed is ignored and rebuilt, never trusted. `cache_root()` is the co-ssl cache folder
+  ($CO_SSL_CACHE, else ~/.cache/co-ssl), `default_feature_cache_dir()` its `features/`.
+
+Device and precision resolution and the autocast context are the trainer's (`coanalysis.trainer`).
 """
 
 from __future__ import annotations

@@ -34,8 +34,8 @@ HOW_TO_GET = ("install Debian's package (apt-get install dataset-fashion-mnist),
               "holding FashionMNIST/raw/*-ubyte[.gz], or add --download when online")
 
 
-def default_cache_dir() -> Path:
-    """Where downloads go when no `--data-root` is given."""
+def default_data_root() -> Path:
+    """Where dataset downloads go when no `--data-root` is given: $CO_SSL_DATA, else ~/.cache/co-ssl/data."""
     return Path(os.environ.get("CO_SSL_DATA", Path.home() / ".cache" / "co-ssl" / "data"))
 
 
@@ -72,7 +72,7 @@ def find_files(split: str, root: Path | None) -> tuple[Path, Path] | None:
     if root is not None:
         candidates += [root / "FashionMNIST" / "raw", root, root / "fashion-mnist"]
     else:
-        candidates += [DEBIAN_DIR, default_cache_dir() / "FashionMNIST" / "raw"]
+        candidates += [DEBIAN_DIR, default_data_root() / "FashionMNIST" / "raw"]
     for folder in candidates:
         images, labels = (_find(folder, stem) for stem in FILES[split])
         if images is not None and labels is not None:
@@ -83,7 +83,7 @@ def find_files(split: str, root: Path | None) -> tuple[Path, Path] | None:
 def _download(root: Path | None) -> None:
     import torchvision
 
-    target = root if root is not None else default_cache_dir()
+    target = root if root is not None else default_data_root()
     try:
         torchvision.datasets.FashionMNIST(str(target), train=True, download=True)
         torchvision.datasets.FashionMNIST(str(target), train=False, download=True)

@@ -1,7 +1,8 @@
 """Analyses by name: the `ANALYSES` table.
 
 An analysis is a set of cells (conditions) computed by a pure function
-`run_cell(ctx, protocol, key) -> dict`: no plotting and no file writing inside. The runner
+`run_cell(ctx: EvalContext, protocol, key) -> dict`: no plotting and no file writing inside; what the
+cells of one model share (images, local maps, corruption providers) is kept in the context's typed fields. The runner
 (`coanalysis.pipeline.run_analysis`) stores each finished cell, so interrupted runs resume cell by cell.
 """
 

@@ -89,7 +89,8 @@ def add_run_args(parser: argparse.ArgumentParser, out_help: str = "results folde
     g.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
                    help="inference precision: auto = bf16 on GPU, fp32 on CPU")
     g.add_argument("--batch-size", type=int, default=256, help="inference batch size (default: 256)")
-    g.add_argument("--workers", type=int, default=0, help="DataLoader workers for folder datasets")
+    g.add_argument("--workers", type=int, default=0,
+                   help="DataLoader workers that decode folder datasets (default: 0, in this process)")
     g.add_argument("--overwrite", action="store_true",
                    help="replace stored results made with another protocol or checkpoint")
     g.add_argument("--cache-dir", metavar="DIR", help="feature cache (default: $CO_SSL_CACHE or ~/.cache/co-ssl)")

@@ -1,4 +1,5 @@
-"""`coanalysis demo`: the README's main job (train BYOL and CO-BYOL, analyse, report)."""
+"""`coanalysis demo`: the command line of the README's main job; the job itself (presets, training, analyses,
+report) is `coanalysis.end_to_end`."""
 
 from __future__ import annotations
 

@@ -237,8 +237,8 @@ def run(args: argparse.Namespace) -> None:
     if baseline not in names:
         raise UserError(f"--baseline {baseline!r} is not among the models: {', '.join(names)}")
     session = session_from_args(args)
-    corruption = CorruptionSettings(workers=args.corruption_workers or available_cores(),
-                                    cache_dir=Path(args.corruption_cache).expanduser() if args.corruption_cache else None)
+    cache_dir = Path(args.corruption_cache).expanduser() if args.corruption_cache else None
+    corruption = CorruptionSettings(workers=args.corruption_workers or available_cores(), cache_dir=cache_dir)
     summary = []
     corruption_results = {}
     for ckpt, name in zip(args.ckpt, names):

@@ -15,7 +15,7 @@ from tests.corruption_datafiles import write_cifar_c
 
 NARROW = ["--sigmas", "0,0.2", "--corruptions", "fog,contrast", "--severities", "1,5", "--corruption-n", "32",
           "--masks", "2", "--spatial-ps", "0,1-1/hw", "--channel-ps", "0,0.5", "--noise-alphas", "0,1",
-          "--eps", "linf=0,2/255", "--steps", "2", "--pgd-n", "32", "--scales", "1,0.5", "--workers", "1"]
+          "--eps", "linf=0,2/255", "--steps", "2", "--pgd-n", "32", "--scales", "1,0.5", "--corruption-workers", "1"]
 
 
 @pytest.mark.slow
