@@ -33,7 +33,6 @@ from coanalysis.environment import describe_device, environment
 from coanalysis.features import EvalData, to_input
 from coanalysis.trainer import autocast, resolve_precision
 from coanalysis.trainer import DatasetInfo, ImageDataset, build_encoder, write_json_atomic
-from coanalysis.local_features import local_maps
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -94,7 +93,7 @@ def redundancy_times(encoder, data: EvalData, pairs: int, device: torch.device, 
     protocol = redundancy.RedundancyProtocol(n_images=len(data), n_pairs=pairs)
     _sync(device)
     t0 = time.perf_counter()
-    local_maps(ctx, len(data))
+    ctx.local_maps(len(data))
     _sync(device)
     extract = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -43,8 +43,9 @@ from co_ssl_train.methods import METHODS  # noqa: E402
 from co_ssl_train.models import build_encoder, select_options  # noqa: E402
 from co_ssl_train.optim import build_optimizer, param_groups  # noqa: E402
 from co_ssl_train.schedules import ema_momentum, warmup_cosine  # noqa: E402
-from co_ssl_train.train import (batch_indices, epoch_batches, make_views, resolve_config, resolve_device,  # noqa: E402
-                                training_step, use_channels_last)
+from co_ssl_train.device import resolve_device  # noqa: E402
+from co_ssl_train.train import (batch_indices, epoch_batches, make_views, resolve_config, training_step,  # noqa: E402
+                                use_channels_last)
 
 TARGETS = {"full_over_bare_min": 0.85, "co_byol_over_byol_min": 0.9,
            "epoch_50k_s_max_h100_resnet18_32px_co_byol": 8.0}
