@@ -15,6 +15,7 @@ import traceback
 
 from co_ssl_train.config import add_config_args, config_from_args
 from co_ssl_train.errors import UserError
+from co_ssl_train.options import OneLineParser
 
 EXAMPLES = """examples:
   co-ssl-train --method co-byol --dataset fashion-mnist --arch resnet18 --epochs 100
@@ -33,7 +34,7 @@ COMMANDS = ("train", "methods", "archs", "datasets", "recipes")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="co-ssl-train", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train CO-SSL and baseline self-supervised models; writes checkpoints/<run>/ "
                     "(encoder.safetensors, meta.json, state.pt).",
@@ -106,7 +107,7 @@ def expand_recipe(argv: list[str]) -> list[str]:
     """`train ... --recipe NAME ...` -> `train <recipe flags> ...` (the user's flags come after, so they win)."""
     if not argv or argv[0] != "train":
         return argv
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = OneLineParser(add_help=False)
     pre.add_argument("--recipe")
     pre.add_argument("--method")
     known, _ = pre.parse_known_args(argv[1:])
@@ -145,6 +146,11 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         print(f"co-ssl-train: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:  # a file or folder that cannot be read or written, found only mid-run
+        if debug:
+            traceback.print_exc()
+        print(f"co-ssl-train: error: {e.filename or 'a file'}: {e.strerror or e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("co-ssl-train: interrupted; the last checkpoint is kept (continue with --resume)", file=sys.stderr)

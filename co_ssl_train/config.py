@@ -15,6 +15,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from co_ssl_train.options import (COUNT, FINITE, INTEGER, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, SEED, UNIT,
+                                  UNIT_OPEN_LOW, Number)
+
 
 def opt(default: Any, help: str, group: str, **extra: Any) -> Any:
     """A dataclass field with argparse help text and a help group."""
@@ -156,6 +159,31 @@ def _base_type(tp: Any) -> type:
     return tp
 
 
+# The range of each numeric flag, checked as the command line is parsed (before any work); a number
+# flag not named here only has to be finite.
+RANGES: dict[str, Number] = {
+    "subset": COUNT, "image_size": Number(int, low=8), "workers": NON_NEGATIVE_INT, "width": COUNT,
+    "rf": NON_NEGATIVE_INT, "proj_hidden": COUNT, "proj_dim": COUNT, "ema": UNIT, "ema_end": UNIT,
+    "temperature": POSITIVE, "dino_prototypes": COUNT, "dino_teacher_temp": POSITIVE,
+    "dino_warmup_teacher_temp": POSITIVE, "dino_warmup_teacher_epochs": NON_NEGATIVE, "dino_student_temp": POSITIVE,
+    "dino_center_momentum": UNIT, "vicreg_sim": NON_NEGATIVE, "vicreg_var": NON_NEGATIVE, "vicreg_cov": NON_NEGATIVE,
+    "local_weight": NON_NEGATIVE, "local_grid": NON_NEGATIVE_INT, "min_scale": UNIT_OPEN_LOW,
+    "local_crops": NON_NEGATIVE_INT, "local_crop_size": NON_NEGATIVE_INT, "local_crop_scale_min": UNIT_OPEN_LOW,
+    "local_crop_scale_max": UNIT_OPEN_LOW, "patch_size": NON_NEGATIVE_INT, "patches": COUNT, "epochs": COUNT,
+    "batch_size": Number(int, low=2), "lr": POSITIVE, "weight_decay": NON_NEGATIVE, "weight_decay_end": NON_NEGATIVE,
+    "warmup_epochs": NON_NEGATIVE, "max_steps": COUNT, "dist_timeout": POSITIVE, "knn_every": NON_NEGATIVE_INT,
+    "knn_k": COUNT, "knn_temperature": POSITIVE, "knn_bank": COUNT, "knn_queries": COUNT, "seed": SEED,
+    "save_every": NON_NEGATIVE_INT, "threads": NON_NEGATIVE_INT,
+}
+
+
+def option_type(name: str, tp: type) -> Any:
+    """The argparse `type=` of field `name`: its range from `RANGES`, else any finite number (strings as is)."""
+    if name in RANGES:
+        return RANGES[name]
+    return {float: FINITE, int: INTEGER}.get(tp, tp)
+
+
 def add_config_args(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:
     """Add one flag per dataclass field, grouped by the field's `group` metadata."""
     hints = typing.get_type_hints(cls)
@@ -170,8 +198,8 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type = TrainConfig) ->
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default,
                                help=meta["help"] + default_text)
         else:
-            group.add_argument(flag, dest=f.name, type=tp, default=f.default, metavar=f.name.upper(),
-                               choices=meta.get("choices"), help=meta["help"] + default_text)
+            group.add_argument(flag, dest=f.name, type=option_type(f.name, tp), default=f.default,
+                               metavar=f.name.upper(), choices=meta.get("choices"), help=meta["help"] + default_text)
 
 
 def config_from_args(args: argparse.Namespace, cls: type = TrainConfig) -> Any:

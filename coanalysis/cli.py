@@ -24,8 +24,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command; with `command`, only that one's options are built (the others
     keep their name and help), so `coanalysis report` never imports the model side for help texts."""
     from coanalysis.commands import COMMANDS
+    from coanalysis.trainer_io import OneLineParser
 
-    parser = argparse.ArgumentParser(prog="coanalysis", formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = OneLineParser(prog="coanalysis", formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="What did a self-supervised model learn, and how robust is it?",
                                      epilog=EXAMPLES)
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
@@ -58,6 +59,11 @@ def main(argv: list[str] | None = None) -> None:
         if getattr(args, "debug", False):
             traceback.print_exc()
         print(f"coanalysis: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:  # a file or folder that cannot be read or written, found only mid-run
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        print(f"coanalysis: error: {e.filename or 'a file'}: {e.strerror or e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("coanalysis: interrupted; finished results are kept (re-run the command to continue)", file=sys.stderr)

@@ -1,5 +1,5 @@
-"""The torch-free part of what coanalysis takes from the trainer: its error type, atomic writers
-and version.
+"""The torch-free part of what coanalysis takes from the trainer: its error type, atomic writers,
+option-value parsing (`co_ssl_train.options`) and version.
 
 The render side (`coanalysis.figures`, `coanalysis.report`) and the results files import these
 from here, so rendering a report from results JSON never imports torch. Everything else coanalysis
@@ -11,6 +11,9 @@ from __future__ import annotations
 from co_ssl_train import __version__ as package_version
 from co_ssl_train.atomic import atomic_path, write_bytes_atomic, write_json_atomic, write_text_atomic
 from co_ssl_train.errors import UserError
+from co_ssl_train.options import (COUNT, FINITE, INTEGER, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, SEED, UNIT,
+                                  UNIT_OPEN_LOW, Number, NumberList, OneLineParser, writable_dir, writable_file)
 
-__all__ = ["UserError", "atomic_path", "package_version", "write_bytes_atomic", "write_json_atomic",
-           "write_text_atomic"]
+__all__ = ["COUNT", "FINITE", "INTEGER", "NON_NEGATIVE", "NON_NEGATIVE_INT", "POSITIVE", "SEED", "UNIT",
+           "UNIT_OPEN_LOW", "Number", "NumberList", "OneLineParser", "UserError", "atomic_path", "package_version",
+           "writable_dir", "writable_file", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]

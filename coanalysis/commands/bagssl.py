@@ -7,24 +7,13 @@ import argparse
 
 from coanalysis.commands.common import (add_data_args, add_model_args, add_run_args, finish_section_command,
                                        session_from_args)
+from coanalysis.trainer_io import COUNT, SEED, NumberList
 
 HELP = "whole-vs-parts cosine and bag-of-patches probe accuracy against patch size"
 EXAMPLES = """examples:
   coanalysis bagssl --ckpt checkpoints/demo-byol --ckpt checkpoints/demo-co-byol --out reports/cmp
   coanalysis bagssl --ckpt RUN --patch-sizes 8,16 --sampling random --patches 32 --feed native
 """
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    from coanalysis.trainer import UserError
-
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise UserError(f"expected comma-separated pixel sizes, got {text!r}") from None
-    if not values:
-        raise UserError("expected at least one patch size")
-    return values
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,12 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--sampling", default="grid", choices=("grid", "random"),
                    help="grid: ceil(H/s) evenly spaced patches per side (tiling when s divides H); random: "
                         "--patches random positions per image (default: grid)")
-    g.add_argument("--patches", type=int, default=16, metavar="K", help="patches per image with --sampling random")
+    g.add_argument("--patches", type=COUNT, default=16, metavar="K", help="patches per image with --sampling random")
     g.add_argument("--feed", default="resize", choices=("resize", "native"),
                    help="resize each patch to the input size, or feed it at its own size (default: resize)")
-    g.add_argument("--n-images", type=int, default=1000, metavar="N",
+    g.add_argument("--n-images", type=COUNT, default=1000, metavar="N",
                    help="images used, a seeded subset of the evaluation data (default: 1000)")
-    g.add_argument("--bagssl-seed", type=int, default=0, help="seed of the random patches and the bootstrap")
+    g.add_argument("--bagssl-seed", type=SEED, default=0, help="seed of the random patches and the bootstrap")
     g.add_argument("--figures", metavar="DIR", help="also write the figure as PNG and PDF into DIR")
     add_data_args(parser)
     add_run_args(parser)
@@ -52,7 +41,7 @@ def run(args: argparse.Namespace) -> None:
     from coanalysis.pipeline import make_context, model_names, open_model, run_analysis
     from coanalysis.report.sections import bagssl
 
-    sizes = _ints(args.patch_sizes) if args.patch_sizes else None
+    sizes = NumberList(COUNT).value(args.patch_sizes, "--patch-sizes") if args.patch_sizes else None
     BagSSLProtocol(patch_sizes=sizes or (8,), sampling=args.sampling, patches_per_image=args.patches, feed=args.feed,
                    n_images=args.n_images)  # bad options fail before any model is loaded
     session = session_from_args(args)

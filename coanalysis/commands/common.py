@@ -6,8 +6,12 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from coanalysis.trainer_io import COUNT, NON_NEGATIVE_INT, SEED, Number, writable_dir
+
 if TYPE_CHECKING:  # the pipeline imports torch; `coanalysis report` builds this parser without it
     from coanalysis.pipeline import Session
+
+IMAGE_SIZE = Number(int, low=8)  # the smallest input every ResNet stem takes
 
 DEFAULT_OUT = "reports/results"
 
@@ -39,16 +43,13 @@ def add_loading_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--std", metavar="R,G,B", help="input std replacing the checkpoint's (with --mean)")
 
 
-def _triple(text: str, flag: str) -> list[float]:
+def _triple(text: str, flag: str, item: Number) -> list[float]:
     from coanalysis.trainer import UserError
 
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 3:
+    parts = text.split(",")
+    if len(parts) != 3:
         raise UserError(f"{flag} takes three comma-separated numbers (R,G,B), got {text!r}")
-    return values
+    return [item.value(p, flag) for p in parts]
 
 
 def loading_from_args(args: argparse.Namespace) -> tuple[list[dict], tuple[list[float], list[float]] | None]:
@@ -66,7 +67,10 @@ def loading_from_args(args: argparse.Namespace) -> tuple[list[dict], tuple[list[
                 options[flag] = values[0] if len(values) == 1 else values[i]
     if (args.mean is None) != (args.std is None):
         raise UserError("--mean and --std go together; give both")
-    normalization = (_triple(args.mean, "--mean"), _triple(args.std, "--std")) if args.mean is not None else None
+    normalization = None
+    if args.mean is not None:
+        normalization = (_triple(args.mean, "--mean", Number(float)),
+                         _triple(args.std, "--std", Number(float, low=0, low_open=True)))
     return per_ckpt, normalization
 
 
@@ -75,11 +79,12 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", help="evaluation dataset (default: the one each checkpoint was trained on)")
     g.add_argument("--data-root", metavar="DIR", help="folder holding the dataset files (torchvision's layout)")
     g.add_argument("--download", action="store_true", help="let torchvision download the dataset (needs network)")
-    g.add_argument("--image-size", type=int, metavar="PX", help="input size (default: the checkpoint's training size)")
-    g.add_argument("--n", type=int, metavar="N", help="evaluate on a seeded subset of N test images (default: all)")
-    g.add_argument("--n-train", type=int, metavar="N",
+    g.add_argument("--image-size", type=IMAGE_SIZE, metavar="PX",
+                   help="input size (default: the checkpoint's training size)")
+    g.add_argument("--n", type=COUNT, metavar="N", help="evaluate on a seeded subset of N test images (default: all)")
+    g.add_argument("--n-train", type=COUNT, metavar="N",
                    help="fit the probe on a seeded subset of N training images (default: all)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the subsets (default: 0)")
+    g.add_argument("--seed", type=SEED, default=0, help="seed of the subsets (default: 0)")
 
 
 def add_run_args(parser: argparse.ArgumentParser, out_help: str = "results folder") -> None:
@@ -88,8 +93,8 @@ def add_run_args(parser: argparse.ArgumentParser, out_help: str = "results folde
     g.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda or cuda:N")
     g.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
                    help="inference precision: auto = bf16 on GPU, fp32 on CPU")
-    g.add_argument("--batch-size", type=int, default=256, help="inference batch size (default: 256)")
-    g.add_argument("--workers", type=int, default=0,
+    g.add_argument("--batch-size", type=COUNT, default=256, help="inference batch size (default: 256)")
+    g.add_argument("--workers", type=NON_NEGATIVE_INT, default=0,
                    help="DataLoader workers that decode folder datasets (default: 0, in this process)")
     g.add_argument("--overwrite", action="store_true",
                    help="replace stored results made with another protocol or checkpoint")
@@ -98,20 +103,22 @@ def add_run_args(parser: argparse.ArgumentParser, out_help: str = "results folde
 
 
 def session_from_args(args: argparse.Namespace) -> Session:
+    """The session of an analysis command; every output folder is checked before any work."""
     from coanalysis.pipeline import Session, model_names
-    from coanalysis.trainer import UserError
 
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.n_train is not None and args.n_train < 1:
-        raise UserError(f"--n-train must be at least 1, got {args.n_train}")
     per_ckpt, normalization = loading_from_args(args)
-    return Session(out=Path(args.out), dataset=args.dataset, data_root=args.data_root, download=args.download,
+    load_options = dict(zip(model_names(args.ckpt, args.name), per_ckpt))
+    if args.cache_dir:
+        writable_dir(args.cache_dir, "--cache-dir")
+    if getattr(args, "figures", None):
+        writable_dir(args.figures, "--figures")
+    out = writable_dir(args.out, "--out")
+    return Session(out=out, dataset=args.dataset, data_root=args.data_root, download=args.download,
                    image_size=args.image_size, n=args.n, n_train=args.n_train, seed=args.seed,
                    device_name=args.device, precision_name=args.precision, batch_size=args.batch_size,
                    workers=args.workers, progress=not args.no_progress, overwrite=args.overwrite,
                    cache_dir=Path(args.cache_dir) if args.cache_dir else None,
-                   load_options=dict(zip(model_names(args.ckpt, args.name), per_ckpt)), normalization=normalization)
+                   load_options=load_options, normalization=normalization)
 
 
 def finish_section_command(root: Path, build, figures: str | None) -> None:

@@ -37,7 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from coanalysis.end_to_end import run_demo
     from coanalysis.results import check_model_name
+    from coanalysis.trainer_io import writable_dir
 
-    run_demo(check_model_name(args.name), args.preset, data_root=args.data_root, download=args.download,
-             checkpoints=Path(args.checkpoints), reports=Path(args.reports), device=args.device,
+    name = check_model_name(args.name)
+    checkpoints, reports = writable_dir(args.checkpoints, "--checkpoints"), writable_dir(args.reports, "--reports")
+    run_demo(name, args.preset, data_root=args.data_root, download=args.download,
+             checkpoints=checkpoints, reports=reports, device=args.device,
              progress=args.progress)

@@ -11,6 +11,7 @@ import argparse
 
 from coanalysis.commands.common import (add_data_args, add_model_args, add_run_args, finish_section_command,
                                        session_from_args)
+from coanalysis.trainer_io import COUNT, NON_NEGATIVE, NON_NEGATIVE_INT, SEED, UNIT
 
 HELP = "effective receptive fields of local vectors, drawn over images, next to the analytic RF"
 EXAMPLES = """examples:
@@ -23,10 +24,10 @@ EXAMPLES = """examples:
 def _coord(text: str) -> tuple[float, float]:
     from coanalysis.trainer import UserError
 
-    try:
-        u, v = (float(t) for t in text.split(","))
-    except ValueError:
-        raise UserError(f"a coordinate is u,v with numbers in [0, 1] (e.g. 0.5,0.5), got {text!r}") from None
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise UserError(f"--coords: a coordinate is u,v with numbers in [0, 1] (e.g. 0.5,0.5), got {text!r}")
+    u, v = (UNIT.value(t, f"--coords {text}") for t in parts)
     return u, v
 
 
@@ -42,14 +43,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="normalized map coordinates of the units, row then column (default: 0,0 0,0.5 0.5,0 0.5,0.5)")
     g.add_argument("--methods", default="gradient",
                    help=f"comma-separated attribution methods: {', '.join(METHODS)} (default: gradient)")
-    g.add_argument("--n-images", type=int, default=64, metavar="N", help="images averaged (default: 64)")
+    g.add_argument("--n-images", type=COUNT, default=64, metavar="N", help="images averaged (default: 64)")
     g.add_argument("--layer", help="feature map whose units are analysed (default: the encoder's local layer)")
-    g.add_argument("--ig-steps", type=int, default=32, help="Integrated Gradients steps (default: 32)")
-    g.add_argument("--smoothgrad-samples", type=int, default=16, help="SmoothGrad noise samples (default: 16)")
-    g.add_argument("--smoothgrad-sigma", type=float, default=0.15,
+    g.add_argument("--ig-steps", type=COUNT, default=32, help="Integrated Gradients steps (default: 32)")
+    g.add_argument("--smoothgrad-samples", type=COUNT, default=16, help="SmoothGrad noise samples (default: 16)")
+    g.add_argument("--smoothgrad-sigma", type=NON_NEGATIVE, default=0.15,
                    help="SmoothGrad noise std in pixel units, images in [0, 1] (default: 0.15)")
-    g.add_argument("--show", type=int, default=4, help="images whose own ERF maps are stored for figures (default: 4)")
-    g.add_argument("--erf-seed", type=int, default=0, help="seed of the SmoothGrad noise")
+    g.add_argument("--show", type=NON_NEGATIVE_INT, default=4,
+                   help="images whose own ERF maps are stored for figures (default: 4)")
+    g.add_argument("--erf-seed", type=SEED, default=0, help="seed of the SmoothGrad noise")
     g.add_argument("--figures", metavar="DIR", help="also write the figures as PNG and PDF into DIR")
     add_data_args(parser)
     add_run_args(parser)

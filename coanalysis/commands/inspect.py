@@ -26,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ckpt", action="append", required=True, metavar="PATH",
                    help="run directory or checkpoint file (repeat to inspect several)")
     add_loading_args(g)
-    parser.add_argument("--input-size", type=int, metavar="PX",
+    from coanalysis.trainer_io import Number
+
+    parser.add_argument("--input-size", type=Number(int, low=8), metavar="PX",
                         help="input side for the local-map shape (default: the checkpoint's input size, else 224)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from coanalysis.commands.common import add_data_args, add_model_args, add_run_args, session_from_args
+from coanalysis.trainer_io import COUNT, POSITIVE, NumberList
 
 HELP = "linear probe and kNN top-1 on frozen features of one or more checkpoints"
 EXAMPLES = """examples:
@@ -22,7 +23,7 @@ EXAMPLES = """examples:
 def add_readout_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("readouts")
     g.add_argument("--knn-k", default="20,200", metavar="K,...", help="kNN neighbour counts (default: 20,200)")
-    g.add_argument("--knn-temperature", type=float, default=0.07, metavar="T",
+    g.add_argument("--knn-temperature", type=POSITIVE, default=0.07, metavar="T",
                    help="kNN vote temperature: each neighbour votes exp(cos / T) (default: 0.07)")
     g.add_argument("--no-knn", action="store_true", help="linear probe only")
 
@@ -37,13 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_readouts(args: argparse.Namespace):
     """Probe and kNN of every --ckpt into one results folder; returns (session, rows)."""
     from coanalysis.knn import KNNProtocol
-    from coanalysis.trainer import UserError
     from coanalysis.pipeline import ensure_probe, eval_data, model_names, open_model
 
-    try:
-        ks = tuple(int(k) for k in args.knn_k.split(",") if k.strip())
-    except ValueError:
-        raise UserError(f"--knn-k takes comma-separated integers, got {args.knn_k!r}") from None
+    ks = NumberList(COUNT).value(args.knn_k, "--knn-k")
     session = session_from_args(args)
     session.knn = None if args.no_knn else KNNProtocol(ks=ks, temperature=args.knn_temperature)
     rows = []

@@ -9,6 +9,7 @@ import argparse
 
 from coanalysis.commands.common import (add_data_args, add_model_args, add_run_args, finish_section_command,
                                        session_from_args)
+from coanalysis.trainer_io import COUNT, SEED
 
 HELP = "local-global similarity correlation, intra-image similarity and single-vector probe accuracy"
 EXAMPLES = """examples:
@@ -21,18 +22,18 @@ EXAMPLES = """examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
     g = parser.add_argument_group("redundancy")
-    g.add_argument("--n-images", type=int, default=1000, metavar="N",
+    g.add_argument("--n-images", type=COUNT, default=1000, metavar="N",
                    help="images the statistics use, a seeded subset of the evaluation data (default: 1000)")
-    g.add_argument("--pairs", type=int, default=10000, metavar="P", help="random image pairs (default: 10000)")
+    g.add_argument("--pairs", type=COUNT, default=10000, metavar="P", help="random image pairs (default: 10000)")
     g.add_argument("--positions", default="random", choices=("random", "aligned"),
                    help="local vectors compared in a pair: random positions in each image, or the same position "
                         "(default: random)")
-    g.add_argument("--samples-per-pair", type=int, default=16, metavar="S",
+    g.add_argument("--samples-per-pair", type=COUNT, default=16, metavar="S",
                    help="position pairs averaged into each local similarity l_ij (default: 16)")
     g.add_argument("--layer", help="feature map to analyse, e.g. layer3 (default: the encoder's local layer; the "
                                    "single-vector probe needs that layer)")
-    g.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the 95%% CIs (default: 1000)")
-    g.add_argument("--redundancy-seed", type=int, default=0, help="seed of the pairs, positions and bootstrap")
+    g.add_argument("--bootstrap", type=COUNT, default=1000, help="bootstrap resamples of the 95%% CIs (default: 1000)")
+    g.add_argument("--redundancy-seed", type=SEED, default=0, help="seed of the pairs, positions and bootstrap")
     g.add_argument("--figures", metavar="DIR", help="also write the figures as PNG and PDF into DIR")
     add_data_args(parser)
     add_run_args(parser)

@@ -26,13 +26,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from coanalysis.trainer_io import UserError
+    from coanalysis.trainer_io import UserError, writable_file
     from coanalysis.report.data import ReportData
     from coanalysis.report.render import render
 
+    for folder in args.folders:
+        if not Path(folder).is_dir():
+            raise UserError(f"{folder} is not a results folder" + (" (it is a file)" if Path(folder).exists() else
+                                                                   " (it does not exist)"))
     out = Path(args.out) if args.out else Path(args.folders[0]) / "report.html"
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give the HTML file to write, e.g. {out / 'report.html'}")
+    writable_file(out, "--out")
     data = ReportData.from_folders([Path(f) for f in args.folders], args.baseline)
     rendered = render(data, out, title=args.title, export=args.export, progress=args.progress)
     print(f"report written to {rendered.path} ({len(rendered.sections)} sections: {', '.join(rendered.sections)})")

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from coanalysis.commands.common import add_data_args, add_model_args, add_run_args, session_from_args
+from coanalysis.trainer_io import COUNT, NON_NEGATIVE, POSITIVE, SEED, UNIT_OPEN_LOW, Number, NumberList, writable_dir
 
 HELP = "noise, corruption, internal-dropout, PGD and crop-scale robustness of one or more checkpoints"
 EXAMPLES = """examples:
@@ -30,28 +31,13 @@ passes. --workers is the DataLoader workers of folder datasets only, as in every
 ROBUSTNESS = ("noise", "corruptions", "dropout", "pgd", "crops")
 
 
-def _floats(text: str, what: str, parse=float) -> tuple:
-    from coanalysis.trainer import UserError
-
-    try:
-        values = tuple(parse(v.strip()) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise UserError(f"{what}: expected comma-separated numbers, got {text!r}") from None
-    if not values:
-        raise UserError(f"{what}: expected at least one number")
-    if any(isinstance(v, float) and v < 0 for v in values):
-        raise UserError(f"{what} must be >= 0, got {text!r}")
-    return values
+FRACTION = Number(float, low=0, high=1, high_open=True)  # dropout fractions, in [0, 1)
+SEVERITY = Number(int, low=1, high=5)
 
 
-def _fractions(text: str, what: str) -> tuple[float, ...]:
-    """Comma-separated fractions in [0, 1) (dropout fractions)."""
-    values = _floats(text, what)
-    if any(v >= 1 for v in values):
-        from coanalysis.trainer import UserError
-
-        raise UserError(f"{what} must be fractions in [0, 1), got {text!r}")
-    return values
+def _floats(text: str, what: str, item: Number = NON_NEGATIVE) -> tuple:
+    """Comma-separated numbers, each checked by `item` (finite; fractions such as 1/255 allowed)."""
+    return NumberList(item).value(text, what)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,10 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--corruptions-from", metavar="DIR",
                    help="a pre-rendered set instead of generating: ImageNet-C / Tiny-ImageNet-C folders or "
                         "CIFAR-10-C / CIFAR-100-C .npy files")
-    g.add_argument("--corruption-n", type=int, metavar="N",
+    g.add_argument("--corruption-n", type=COUNT, metavar="N",
                    help="corrupt a seeded subset of N of the evaluation images (default: all of them)")
-    g.add_argument("--corruption-seed", type=int, default=0, help="seed of the per-image corruptions (default: 0)")
-    g.add_argument("--corruption-workers", type=int, metavar="N",
+    g.add_argument("--corruption-seed", type=SEED, default=0, help="seed of the per-image corruptions (default: 0)")
+    g.add_argument("--corruption-workers", type=COUNT, metavar="N",
                    help="processes that generate or decode corrupted images (default: all cores; 1: none, in this "
                         "process); the images do not depend on it")
     g.add_argument("--corruption-cache", metavar="DIR",
@@ -84,32 +70,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                         "(default: 0,0.25,0.5,0.75,0.9,1-1/hw)")
     g.add_argument("--channel-ps", help="fractions of channels zeroed (default: 0,0.25,0.5,0.75,0.9)")
     g.add_argument("--noise-alphas", help="feature noise in units of each channel's std (default: 0,0.25,0.5,1,2)")
-    g.add_argument("--masks", type=int, default=5, help="random masks per condition (default: 5)")
+    g.add_argument("--masks", type=COUNT, default=5, help="random masks per condition (default: 5)")
     g = parser.add_argument_group("PGD (PROTOCOLS 6)")
     g.add_argument("--eps", action="append", metavar="NORM=LIST",
                    help="budgets of one norm, e.g. linf=0,1/255,4/255 or l2=0,0.25 (repeat for both; default: "
                         "linf=0,0.25/255,0.5/255,1/255,2/255,4/255 and l2=0,0.1,0.25,0.5)")
-    g.add_argument("--steps", type=int, default=20, help="PGD steps (default: 20)")
-    g.add_argument("--step-size", type=float, default=0.1, help="step size relative to epsilon (default: 0.1)")
-    g.add_argument("--abs-step-size", type=float, help="absolute step size (overrides --step-size)")
-    g.add_argument("--restarts", type=int, default=1, help="random restarts; an image is broken if any succeeds")
+    g.add_argument("--steps", type=COUNT, default=20, help="PGD steps (default: 20)")
+    g.add_argument("--step-size", type=POSITIVE, default=0.1, help="step size relative to epsilon (default: 0.1)")
+    g.add_argument("--abs-step-size", type=POSITIVE, help="absolute step size (overrides --step-size)")
+    g.add_argument("--restarts", type=COUNT, default=1, help="random restarts; an image is broken if any succeeds")
     g.add_argument("--no-random-start", action="store_true", help="start PGD at the clean image")
-    g.add_argument("--pgd-n", type=int, metavar="N", help="attack a seeded subset of N evaluation images (default: all)")
+    g.add_argument("--pgd-n", type=COUNT, metavar="N", help="attack a seeded subset of N evaluation images (default: all)")
     g = parser.add_argument_group("crop scale (PROTOCOLS 7)")
     g.add_argument("--scales", help="crop area fractions (default: 1,0.5,0.25,0.1)")
     add_data_args(parser)
     add_run_args(parser)
 
 
-def _positive(value: int | None, flag: str) -> None:
-    from coanalysis.trainer import UserError
-
-    if value is not None and value < 1:
-        raise UserError(f"{flag} must be at least 1, got {value}")
-
-
 def _pgd_protocol(args: argparse.Namespace):
-    from coanalysis.analyses.pgd import PGDProtocol, parse_eps
+    from coanalysis.analyses.pgd import PGDProtocol
     from coanalysis.trainer import UserError
 
     budgets: dict[str, tuple[float, ...]] = {}
@@ -118,11 +97,7 @@ def _pgd_protocol(args: argparse.Namespace):
         norm = norm.strip().lower()
         if norm not in ("linf", "l2") or not values:
             raise UserError(f"--eps {entry!r}: write NORM=LIST with NORM linf or l2, e.g. --eps linf=0,1/255")
-        budgets[norm] = _floats(values, f"--eps {norm}", parse_eps)
-    for flag, value in (("--steps", args.steps), ("--restarts", args.restarts), ("--pgd-n", args.pgd_n)):
-        _positive(value, flag)
-    if args.step_size <= 0 or (args.abs_step_size is not None and args.abs_step_size <= 0):
-        raise UserError("PGD step sizes must be > 0")
+        budgets[norm] = _floats(values, f"--eps {norm}")
     base = PGDProtocol()
     return PGDProtocol(linf_eps=budgets.get("linf", () if budgets else base.linf_eps),
                        l2_eps=budgets.get("l2", () if budgets else base.l2_eps), steps=args.steps,
@@ -141,30 +116,26 @@ def protocols(args: argparse.Namespace) -> dict:
     from coanalysis.trainer import UserError
 
     corruption = CorruptionProtocol(seed=args.corruption_seed, n=args.corruption_n)
-    _positive(args.corruption_n, "--corruption-n")
-    _positive(args.corruption_workers, "--corruption-workers")
     if args.corruptions:
         corruption = _replace(corruption, corruptions=check_names([c.strip() for c in args.corruptions.split(",")]))
     if args.severities:
-        severities = _floats(args.severities, "--severities", int)
-        if any(s not in range(1, 6) for s in severities):
-            raise UserError(f"--severities must be in 1..5, got {args.severities!r}")
-        corruption = _replace(corruption, severities=tuple(dict.fromkeys(severities)))
+        corruption = _replace(corruption, severities=_floats(args.severities, "--severities", SEVERITY))
     if args.corruptions_from:
         root = Path(args.corruptions_from).expanduser().resolve()
         corruption = _replace(corruption, source=detect_layout(root), root=str(root))
     spatial = DropoutProtocol().spatial_ps
     if args.spatial_ps:
-        parts = [p.strip() for p in args.spatial_ps.split(",") if p.strip()]
-        spatial = tuple(SINGLE if p == SINGLE else _fractions(p, "--spatial-ps")[0] for p in parts)
-    _positive(args.masks, "--masks")
+        parts = [p.strip() for p in args.spatial_ps.split(",")]
+        if not all(parts):
+            raise UserError(f"--spatial-ps: expected comma-separated fractions in [0, 1) or {SINGLE}, "
+                            f"got {args.spatial_ps!r}")
+        spatial = tuple(dict.fromkeys(SINGLE if p == SINGLE else FRACTION.value(p, "--spatial-ps") for p in parts))
     dropout = DropoutProtocol(
         spatial_ps=spatial, masks=args.masks,
-        channel_ps=_fractions(args.channel_ps, "--channel-ps") if args.channel_ps else DropoutProtocol().channel_ps,
+        channel_ps=(_floats(args.channel_ps, "--channel-ps", FRACTION) if args.channel_ps
+                    else DropoutProtocol().channel_ps),
         noise_alphas=_floats(args.noise_alphas, "--noise-alphas") if args.noise_alphas else DropoutProtocol().noise_alphas)
-    scales = _floats(args.scales, "--scales") if args.scales else CropProtocol().scales
-    if any(not 0 < s <= 1 for s in scales):
-        raise UserError(f"--scales must be area fractions in (0, 1], got {args.scales!r}")
+    scales = _floats(args.scales, "--scales", UNIT_OPEN_LOW) if args.scales else CropProtocol().scales
     return {"noise": NoiseProtocol(sigmas=_floats(args.sigmas, "--sigmas")) if args.sigmas else NoiseProtocol(),
             "corruptions": corruption, "dropout": dropout, "pgd": _pgd_protocol(args),
             "crops": CropProtocol(scales=scales)}
@@ -236,6 +207,8 @@ def run(args: argparse.Namespace) -> None:
     baseline = args.baseline or names[0]
     if baseline not in names:
         raise UserError(f"--baseline {baseline!r} is not among the models: {', '.join(names)}")
+    if args.corruption_cache:
+        writable_dir(args.corruption_cache, "--corruption-cache")
     session = session_from_args(args)
     cache_dir = Path(args.corruption_cache).expanduser() if args.corruption_cache else None
     corruption = CorruptionSettings(workers=args.corruption_workers or available_cores(), cache_dir=cache_dir)

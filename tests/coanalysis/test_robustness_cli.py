@@ -74,10 +74,10 @@ def test_a_pre_rendered_set_runs_what_exists_lists_what_is_missing_and_retries_i
 BAD = {
     "unknown analysis": (["--only", "noise,fgsm"], "unknown analysis fgsm"),
     "unknown corruption": (["--corruptions", "fog,fgo"], "unknown corruption 'fgo'"),
-    "severity": (["--severities", "1,7"], "--severities must be in 1..5"),
+    "severity": (["--severities", "1,7"], "--severities: expected an integer from 1 to 5, got 7"),
     "eps": (["--eps", "linf:0,1"], "write NORM=LIST"),
     "baseline": (["--baseline", "nobody"], "--baseline 'nobody' is not among the models"),
-    "scales": (["--scales", "0,1"], "--scales must be area fractions"),
+    "scales": (["--scales", "0,1"], "--scales: expected a finite number > 0 and <= 1, got 0"),
     "not a set": (["--corruptions-from", "."], "holds no pre-rendered corruptions"),
 }
 
