@@ -133,7 +133,14 @@ def ensure_probe(session: Session, encoder: Encoder, test: EvalData,
     """(probe, its fit identity, its accuracy on `test`): reused when the saved probe was fitted on
     this checkpoint, loaded the same way, with the same data and protocol; else fitted on cached
     features and saved. The kNN readout of `test` (`session.knn`) is stored in the same cell and
-    recomputed alone when its protocol changes."""
+    recomputed alone when its protocol changes. Another process fitting the same probe into the
+    same folder is waited for, and its probe reused."""
+    with session.store.locked(encoder.source.name, "probe"):
+        return _ensure_probe(session, encoder, test, protocol)
+
+
+def _ensure_probe(session: Session, encoder: Encoder, test: EvalData,
+                  protocol: ProbeProtocol | None) -> tuple[LinearProbe, dict[str, Any], float]:
     protocol = protocol or ProbeProtocol(n_train=session.n_train)
     name, size = _dataset_for(session, encoder)
     train = EvalData.from_dataset(load_split(session, name, get_spec(name).train_split, size), session.n_train,
@@ -223,50 +230,86 @@ def run_analysis(session: Session, ctx: EvalContext, analysis: Analysis, protoco
 
     Stored cells are never dropped: asking for other conditions (another sigma, say) adds cells to
     the stored result. A stored result made with another protocol or checkpoint is refused unless
-    `session.overwrite`.
+    `session.overwrite`. Several processes may run into one results folder: each cell is computed
+    under the result file's lock after re-reading the file, so a cell another process finished is
+    taken from it instead of computed again, and every process's cells end up in the file.
     """
     source = ctx.encoder.source
+    store = session.store
+    path = store.path(source.name, analysis.name)
 
     def as_json(p: Any) -> dict[str, Any]:
         return normalized({**p.to_json(), "data": ctx.data.describe(), "precision": session.precision,
                            "probe": ctx.probe_identity})
 
-    stored = session.store.load(source.name, analysis.name)
-    if stored is not None and (_identity(stored.protocol, analysis) != _identity(as_json(protocol), analysis)
-                               or stored.model.get("content_hash") != source.content_hash):
+    def other_what(result: Result) -> str | None:
+        """None when `result` was made with this protocol and checkpoint, else what differs."""
+        if result.model.get("content_hash") != source.content_hash:
+            return "another checkpoint"
+        if _identity(result.protocol, analysis) != _identity(as_json(protocol), analysis):
+            return "another protocol"
+        return None
+
+    stored = store.load(source.name, analysis.name)
+    if stored is not None and other_what(stored) is not None:
         if not session.overwrite:
-            what = "another checkpoint" if stored.model.get("content_hash") != source.content_hash else "another protocol"
-            raise UserError(f"{session.store.path(source.name, analysis.name)} was computed with {what}; "
+            raise UserError(f"{path} was computed with {other_what(stored)}; "
                             "use another --out, or pass --overwrite to replace it")
         stored = None
-    merged = _merge_conditions(protocol, stored.protocol, analysis) if stored is not None else protocol
-    all_keys = analysis.cells(merged)
+    state = {"merged": _merge_conditions(protocol, stored.protocol, analysis) if stored is not None else protocol,
+             "wall": stored.wall_time_s if stored is not None else 0.0, "replacing": session.overwrite}
     cells = dict(stored.cells) if stored is not None else {}
-    todo = [k for k in analysis.cells(protocol) if k not in cells]
-    done = len(analysis.cells(protocol)) - len(todo)
-    if done:
-        session.log(f"{source.name}/{analysis.name}: {done} of {done + len(todo)} cells already done, skipping them")
-    wall = stored.wall_time_s if stored is not None else 0.0
+    wanted = analysis.cells(protocol)
+    todo = [k for k in wanted if k not in cells]
+    if len(wanted) > len(todo):  # printed even without progress output: it explains a fast run
+        print(f"{source.name}/{analysis.name}: {len(wanted) - len(todo)} of {len(wanted)} cells already done, "
+              "skipping them", flush=True)
 
     def record() -> Result:
-        return Result(analysis=analysis.name, model=source.to_json(), protocol=as_json(merged),
+        all_keys = analysis.cells(state["merged"])
+        return Result(analysis=analysis.name, model=source.to_json(), protocol=as_json(state["merged"]),
                       cells={k: cells[k] for k in all_keys if k in cells}, environment=session.env,
-                      wall_time_s=round(wall, 3), complete=all(k in cells for k in all_keys),
+                      wall_time_s=round(state["wall"], 3), complete=all(k in cells for k in all_keys),
                       expected_cells=len(all_keys))
+
+    def take_from_disk() -> None:
+        """Merge in what other processes wrote since (call under the lock)."""
+        current = store.load(source.name, analysis.name)
+        if current is None:
+            return
+        what = other_what(current)
+        if what is not None:
+            if state["replacing"]:  # the file --overwrite replaces, until this process first writes
+                return
+            raise UserError(f"another process wrote {path} with {what} meanwhile; use another --out")
+        state["merged"] = _merge_conditions(state["merged"], current.protocol, analysis)
+        for k, c in current.cells.items():
+            if k not in cells:
+                cells[k] = c
+                state["wall"] += c.get("wall_time_s") or 0.0
+
+    def save() -> None:
+        store.save(record())
+        state["replacing"] = False
 
     from tqdm import tqdm
 
     for key in tqdm(todo, desc=f"{source.name}/{analysis.name}", disable=not session.progress, leave=False):
-        t0 = time.perf_counter()
-        cell = analysis.run_cell(ctx, protocol, key)
-        cell["wall_time_s"] = round(time.perf_counter() - t0, 3)
-        cells[key] = cell
-        wall += cell["wall_time_s"]
-        session.store.save(record())
-    result = record()
-    if not todo and stored is not None and result != stored:
-        session.store.save(result)
-    return result
+        with store.locked(source.name, analysis.name):
+            take_from_disk()
+            if key in cells:  # another process finished it
+                continue
+            t0 = time.perf_counter()
+            cell = analysis.run_cell(ctx, protocol, key)
+            cell["wall_time_s"] = round(time.perf_counter() - t0, 3)
+            cells[key] = cell
+            state["wall"] += cell["wall_time_s"]
+            save()
+    if not todo and stored is not None and record() != stored:
+        with store.locked(source.name, analysis.name):
+            take_from_disk()
+            save()
+    return record()
 
 
 __all__ = ["ANALYSES", "Session", "ensure_probe", "eval_data", "make_context", "model_names",

@@ -9,12 +9,13 @@ done. Figures and the report are rebuilt from these files alone.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from coanalysis.trainer_io import UserError, write_json_atomic
 
@@ -24,6 +25,38 @@ from coanalysis.trainer_io import UserError, write_json_atomic
 SCHEMA_VERSION = 2
 MODEL_FILE = "model.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+class MalformedResult(UserError):
+    """A results file that parses as JSON but is not a co-ssl result record (wrong structure)."""
+
+
+# the type each field of a stored record must have (after upgrading)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "analysis": (str,), "model": (dict,), "protocol": (dict,), "cells": (dict,), "environment": (dict,),
+    "wall_time_s": (int, float), "complete": (bool,), "expected_cells": (int,), "summary": (dict,),
+    "written": (str, type(None)), "schema_version": (int,)}
+
+
+def check_structure(data: dict[str, Any], source: str) -> None:
+    """Refuse (MalformedResult) a record whose fields are missing, unknown or of the wrong type."""
+    unknown = sorted(set(data) - set(_FIELD_TYPES))
+    if unknown:
+        raise MalformedResult(f"{source} has fields a co-ssl result does not: {', '.join(unknown)}")
+    for name, types in _FIELD_TYPES.items():
+        if name not in data:
+            if name in ("summary", "written"):
+                continue
+            raise MalformedResult(f"{source} lacks the field {name!r} of a co-ssl result")
+        value = data[name]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise MalformedResult(f"{source}: field {name!r} is a JSON {type(value).__name__}, "
+                                  f"expected {' or '.join(t.__name__ for t in types)}")
+    if not isinstance(data["model"].get("name"), str):
+        raise MalformedResult(f"{source}: the model record has no name")
+    bad = [k for k, cell in data["cells"].items() if not isinstance(cell, dict)]
+    if bad:
+        raise MalformedResult(f"{source}: cell {bad[0]!r} is not a JSON object")
 
 
 def utc_now() -> str:
@@ -60,10 +93,8 @@ class Result:
     @classmethod
     def from_json(cls, data: dict[str, Any], source: str = "result") -> "Result":
         data = upgrade_result(dict(data) if isinstance(data, dict) else data, source)
-        try:
-            return cls(**data)
-        except TypeError as e:
-            raise UserError(f"{source} is not a co-ssl result ({e})") from None
+        check_structure(data, source)
+        return cls(**data)
 
 
 def _upgrade_1_to_2(data: dict[str, Any]) -> str:
@@ -80,7 +111,7 @@ def upgrade_result(data: dict[str, Any], source: str,
     """Bring an older result record up to `SCHEMA_VERSION`, logging what was patched; refuse
     records without a schema version and records newer than this co-ssl."""
     if not isinstance(data, dict):
-        raise UserError(f"{source} holds a JSON {type(data).__name__}, not a co-ssl result record")
+        raise MalformedResult(f"{source} holds a JSON {type(data).__name__}, not a co-ssl result record")
     version = data.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise UserError(f"{source} has no valid schema_version ({version!r}); it is not a co-ssl result, "
@@ -105,12 +136,38 @@ def check_model_name(name: str) -> str:
 
 
 class ResultsStore:
-    """The results folder `root`."""
+    """The results folder `root`.
+
+    Several processes may write one folder at once: `locked(model, analysis)` holds an advisory
+    file lock (`<model>/.<analysis>.json.lock`) while a writer reads, merges and writes that
+    result, so no process overwrites a cell another has finished.
+    """
 
     def __init__(self, root: Path):
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"--out {self.root} exists and is not a folder")
+        self._locks: dict[Path, Any] = {}
+
+    @contextlib.contextmanager
+    def locked(self, model: str, analysis: str) -> Iterator[None]:
+        """Hold the lock of one result file (re-entrant within this store); says so when it waits."""
+        from filelock import FileLock, Timeout
+
+        path = self.path(model, analysis)
+        if path not in self._locks:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._locks[path] = FileLock(str(path.parent / f".{path.name}.lock"))
+        lock = self._locks[path]
+        try:
+            lock.acquire(timeout=0.1)
+        except Timeout:
+            print(f"waiting for another process that is writing {path}", flush=True)
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
 
     def path(self, model: str, analysis: str) -> Path:
         return self.root / check_model_name(model) / f"{analysis}.json"
@@ -120,13 +177,13 @@ class ResultsStore:
         if not path.is_file():
             return None
         try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            return Result.from_json(json.loads(path.read_text()), str(path))
+        except (json.JSONDecodeError, UnicodeDecodeError, MalformedResult) as e:
             broken = path.with_suffix(".json.damaged")
             path.replace(broken)
-            print(f"note: {path} was damaged; moved to {broken.name} and recomputing")
+            why = e if isinstance(e, MalformedResult) else "not valid JSON"
+            print(f"note: {path} was damaged ({why}); moved to {broken.name} and recomputing")
             return None
-        return Result.from_json(data, str(path))
 
     def save(self, result: Result) -> None:
         write_json_atomic(self.path(result.model["name"], result.analysis), result.to_json())
@@ -138,19 +195,23 @@ class ResultsStore:
         out = {}
         for path in sorted(self.root.glob(f"*/{MODEL_FILE}")):
             try:
-                out[path.parent.name] = json.loads(path.read_text())
+                model = json.loads(path.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError):
                 continue
+            if isinstance(model, dict):
+                out[path.parent.name] = model
         return out
 
     def results(self) -> list[Result]:
         """Every readable result in the folder (damaged files are skipped with a note)."""
         out = []
         for path in sorted(self.root.glob("*/*.json")):
-            if path.name == MODEL_FILE:
+            if path.name == MODEL_FILE or not path.is_file():
                 continue
             try:
                 out.append(Result.from_json(json.loads(path.read_text()), str(path)))
             except (json.JSONDecodeError, UnicodeDecodeError):
-                print(f"note: skipping damaged {path}")
+                print(f"note: skipping damaged {path} (not valid JSON)")
+            except MalformedResult as e:
+                print(f"note: skipping damaged {path}: {e}")
         return out

@@ -30,10 +30,6 @@ def run(args: argparse.Namespace) -> None:
     from coanalysis.report.data import ReportData
     from coanalysis.report.render import render
 
-    for folder in args.folders:
-        if not Path(folder).is_dir():
-            raise UserError(f"{folder} is not a results folder" + (" (it is a file)" if Path(folder).exists() else
-                                                                   " (it does not exist)"))
     out = Path(args.out) if args.out else Path(args.folders[0]) / "report.html"
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give the HTML file to write, e.g. {out / 'report.html'}")

@@ -149,11 +149,12 @@ def _replace(protocol, **changes):
 
 def _retry_missing(session, name: str) -> None:
     """Drop stored cells a pre-rendered set was missing, so this run tries them again."""
-    stored = session.store.load(name, "corruptions")
-    if stored is None or not any(c.get("missing") for c in stored.cells.values()):
-        return
-    kept = {k: c for k, c in stored.cells.items() if not c.get("missing")}
-    session.store.save(_replace(stored, cells=kept, complete=False))
+    with session.store.locked(name, "corruptions"):
+        stored = session.store.load(name, "corruptions")
+        if stored is None or not any(c.get("missing") for c in stored.cells.values()):
+            return
+        kept = {k: c for k, c in stored.cells.items() if not c.get("missing")}
+        session.store.save(_replace(stored, cells=kept, complete=False))
 
 
 def _line(result) -> str:
