@@ -36,6 +36,7 @@ from co_ssl_train.methods.co import local_settings
 from co_ssl_train.methods.views import ViewPlan
 from co_ssl_train.models import ARCHS, IMAGENET_MEAN, IMAGENET_STD, Encoder, build_encoder, select_options
 from co_ssl_train.optim import build_optimizer, param_groups, set_lr_wd
+from co_ssl_train.options import writable_dir
 from co_ssl_train.schedules import cosine, ema_momentum, warmup_cosine
 
 # Fields that may differ when resuming: they change how the run executes or is watched, not what it computes.
@@ -225,11 +226,16 @@ def train(cfg: TrainConfig) -> Path:
 def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> Path:
     # ---- setup ---------------------------------------------------------------------------------
     run_dir = run_dir_for(cfg)
+    writable_dir(cfg.out, "--out")  # every rank: an output that cannot be written fails now, not after an epoch
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{run_dir} exists and is not a folder; choose another --run-name")
     resuming = cfg.resume and (run_dir / checkpoint.STATE_FILE).is_file()
     if resuming:
         cfg = _merge_resumed(cfg, checkpoint.read_meta(run_dir)["config"])
     elif (run_dir / checkpoint.META_FILE).exists():
         raise UserError(f"{run_dir} already holds a run; pass --resume to continue it or --run-name to start another")
+    elif cfg.resume and ctx.is_main:
+        print(f"--resume: {run_dir} holds no run to continue; starting fresh")
     device = resolve_device(cfg.device, ctx)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -381,8 +387,10 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> Path:
             if step % 10 == 0 or step == stop_step:
                 current = float(loss.detach())
                 if not math.isfinite(current):
+                    kept = (f"last good checkpoint kept in {run_dir}" if (run_dir / checkpoint.STATE_FILE).is_file()
+                            else "no checkpoint was written yet")
                     raise UserError(f"the loss became {current} at step {step}; lower --lr or use --precision fp32 "
-                                    f"(last good checkpoint kept in {run_dir})")
+                                    f"({kept})")
                 rate = seen / max(time.perf_counter() - t0, 1e-9)
                 bar.set_postfix(loss=f"{current:.3f}", lr=f"{lr_schedule[step - 1]:.3g}", img_s=f"{rate:.0f}")
             bar.update(1)

@@ -26,7 +26,7 @@ from coanalysis.formats.base import group_keys
 from coanalysis.formats.reading import read_checkpoint
 from coanalysis.trainer import ARCHS, Encoder, UserError, build_encoder, contract
 
-__all__ = ["ModelSource", "load_encoder"]
+__all__ = ["ModelSource", "check_finite_weights", "load_encoder", "nonfinite_tensors"]
 
 
 logger = logging.getLogger(__name__)
@@ -221,6 +221,23 @@ def _load_trunk(encoder: Encoder, tensors: dict[str, torch.Tensor], where: str) 
             for k in expected}
     encoder.backbone.load_state_dict(full, strict=True)
     return [f"{len(counters)} BatchNorm num_batches_tracked counters absent (set to 0)"] if counters else []
+
+
+def nonfinite_tensors(encoder: torch.nn.Module) -> list[str]:
+    """Names of the parameters and floating-point buffers (BatchNorm statistics, normalization)
+    that hold a NaN or an infinity."""
+    tensors = [*encoder.named_parameters(), *encoder.named_buffers()]
+    return [name for name, t in tensors if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+
+
+def check_finite_weights(encoder: Encoder) -> None:
+    """Refuse (UserError) an encoder with NaN or infinite weights: every analysis of it would be
+    a wrong number (an ERF, a probe accuracy of chance) rather than an error."""
+    bad = nonfinite_tensors(encoder)
+    if bad:
+        where = getattr(getattr(encoder, "source", None), "path", "the checkpoint")
+        raise UserError(f"{where}: {len(bad)} weight tensors hold NaN or Inf (first: {', '.join(bad[:3])}); the "
+                        "checkpoint is broken (a diverged run?): analyse an earlier checkpoint or retrain")
 
 
 def _str(value: Any) -> str | None:

@@ -27,7 +27,7 @@ from coanalysis.features import EvalData, FeatureCache, Features, extract_featur
 from coanalysis.knn import KNNProtocol, knn_accuracy
 from coanalysis.trainer import (ENCODER_FILE, META_FILE, STATE_FILE, AnyDataset, Encoder, UserError, get_spec,
                                 load_dataset, resolve_device, resolve_precision)
-from coanalysis.loading import load_encoder
+from coanalysis.loading import check_finite_weights, load_encoder
 from coanalysis.probe import LinearProbe, ProbeProtocol, fit_probe, load_probe, probe_accuracy, save_probe
 from coanalysis.results import Result, ResultsStore, check_model_name, normalized
 
@@ -93,7 +93,9 @@ def model_names(ckpts: list[str], names: list[str] | None) -> list[str]:
 def open_model(session: Session, ckpt: str, name: str) -> Encoder:
     """Load a checkpoint onto the session's device and record its identity in the results folder."""
     encoder = load_encoder(ckpt, name=name, normalization=session.normalization,
-                           **session.load_options.get(name, {})).to(session.device).eval()
+                           **session.load_options.get(name, {}))
+    check_finite_weights(encoder)  # before anything is written or computed
+    encoder = encoder.to(session.device).eval()
     source = encoder.source
     session.log(f"{name}: {source.format} checkpoint, {source.arch}"
                 + (f" ({source.branch})" if source.branch else "") + f", sha256 {source.content_hash[:12]}")

@@ -40,7 +40,7 @@ def describe(ckpt: str, options: dict, normalization: Any, input_size: int | Non
     from coanalysis.formats import FORMATS
     from coanalysis.formats.base import group_keys
     from coanalysis.trainer import UserError
-    from coanalysis.loading import load_encoder
+    from coanalysis.loading import load_encoder, nonfinite_tensors
 
     encoder = load_encoder(ckpt, normalization=normalization, **options)
     source = encoder.source
@@ -60,7 +60,7 @@ def describe(ckpt: str, options: dict, normalization: Any, input_size: int | Non
         "dropped_keys": list(source.dropped),
         "dropped_summary": group_keys(list(source.dropped)) if source.dropped else "",
         "content_hash": source.content_hash, "method": source.method, "dataset": source.dataset,
-        "epoch": source.epoch, "notes": list(source.notes),
+        "epoch": source.epoch, "notes": list(source.notes), "nonfinite_tensors": nonfinite_tensors(encoder),
     }
 
 
@@ -86,6 +86,11 @@ def run(args: argparse.Namespace) -> None:
         dropped = f": {r['dropped_summary']}" if r["dropped_keys"] else ""
         print(f"  dropped         {len(r['dropped_keys'])} keys{dropped}")
         print(f"  sha256          {r['content_hash']}")
+        if r["nonfinite_tensors"]:
+            print(f"  weights         BROKEN: {len(r['nonfinite_tensors'])} tensors hold NaN or Inf "
+                  f"({', '.join(r['nonfinite_tensors'][:5])}); every analysis refuses this checkpoint")
+        else:
+            print("  weights         all finite")
         for key in ("method", "dataset", "epoch"):
             if r[key] is not None:
                 print(f"  {key:15s} {r[key]}")
