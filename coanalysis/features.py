@@ -236,7 +236,7 @@ def feature_identity(content_hash: str, data: EvalData, layer: str, precision: s
 
 def _valid_hit(hit: dict[str, torch.Tensor] | None, n: int) -> bool:
     """A cached entry that has the shape of global features of at most `n` images, all finite."""
-    if hit is None or set(hit) != {"features", "labels"}:
+    if hit is None or set(hit) - {"skipped"} != {"features", "labels"}:
         return False
     feats, labels = hit["features"], hit["labels"]
     return feats.ndim == 2 and feats.dtype == torch.float32 and labels.ndim == 1 and labels.dtype == torch.int64 \
@@ -254,6 +254,8 @@ def extract_features(encoder: Encoder, data: EvalData, *, device: torch.device, 
     if cache is not None and ident is not None:
         hit = cache.get(ident)
         if _valid_hit(hit, len(data)):
+            if "skipped" in hit:  # the files that did not decode when the entry was made
+                data.skipped.update(int(p) for p in hit["skipped"].tolist())
             return Features(hit["features"], hit["labels"], from_cache=True)
     from tqdm import tqdm
 
@@ -266,6 +268,13 @@ def extract_features(encoder: Encoder, data: EvalData, *, device: torch.device, 
             chunks.append(_to_host(forward_global(encoder, to_input(images, device), precision, layer)))
             labels.append(y)
             bar.update(len(y))
+    skipped = data.skipped_files()
+    if not chunks:
+        raise UserError(f"no image of {data.info.name} {data.info.split} decoded: all {len(data)} files failed "
+                        f"(e.g. {', '.join(skipped[:2])}); check the files under {data.info.source}")
+    if skipped:
+        print(f"note: {len(skipped)} of {len(data)} files of {data.info.name} {data.info.split} did not decode and "
+              f"were skipped: {', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}", flush=True)
     if device.type == "cuda":
         torch.cuda.synchronize(device)  # the copies to host above were asynchronous
     feats = Features(torch.cat(chunks).float().contiguous(), torch.cat(labels).long().contiguous())
@@ -273,5 +282,8 @@ def extract_features(encoder: Encoder, data: EvalData, *, device: torch.device, 
         raise UserError("the encoder produced NaN or infinite features; the checkpoint is broken "
                         "(retrain, or check its normalization)")
     if cache is not None and ident is not None:
-        cache.put(ident, {"features": feats.features, "labels": feats.labels})
+        entry = {"features": feats.features, "labels": feats.labels}
+        if data.skipped:
+            entry["skipped"] = torch.tensor(sorted(data.skipped), dtype=torch.int64)
+        cache.put(ident, entry)
     return feats

@@ -174,6 +174,9 @@ def _ensure_probe(session: Session, encoder: Encoder, test: EvalData,
     else:
         session.log(f"{source.name}: fitting the linear probe on {len(train)} {name} {train.info.split} images")
         probe, report = fit_probe(features(train), train.info.num_classes, protocol, device=session.device)
+        if train.skipped:
+            report = {**report, "train_undecodable_count": len(train.skipped),
+                      "train_undecodable": train.skipped_files()[:50]}
         cells, wall = {}, 0.0
     key = f"{test.info.split}:n={len(test)}:seed={test.seed}"
     cell = dict(cells.get(key, {}))
@@ -183,6 +186,8 @@ def _ensure_probe(session: Session, encoder: Encoder, test: EvalData,
         test_feats = features(test)
         cell.update(accuracy=probe_accuracy(probe, test_feats), n=int((test_feats.labels >= 0).sum()),
                     data=test.describe())
+        if test.skipped:  # named in the results, as the corruption cells do
+            cell.update(undecodable_count=len(test.skipped), undecodable=test.skipped_files()[:50])
         changed = True
     if knn_protocol is not None and cell.get("knn_protocol") != knn_protocol:
         t_knn = time.perf_counter()

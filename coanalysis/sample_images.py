@@ -86,16 +86,20 @@ def decode_square(path: Path, size: int) -> torch.Tensor | None:
     """uint8 `(3, size, size)`: RGB, centre square crop, resized; None when the file does not decode."""
     from PIL import Image
 
+    from coanalysis.trainer import DECODE_ERRORS, RefusedImage, open_rgb
+
     try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            w, h = img.size
-            side = min(w, h)
-            left, top = (w - side) // 2, (h - side) // 2
-            img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
-            return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        img = open_rgb(str(path))
+    except RefusedImage as e:
+        print(str(e), flush=True)
         return None
+    except DECODE_ERRORS:
+        return None
+    w, h = img.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
+    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
 
 
 @dataclass

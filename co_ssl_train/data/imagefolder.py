@@ -24,11 +24,16 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
 
 
+def split_folder(root: Path, split: str) -> Path:
+    """The folder of `split` (`val` falls back to `test/` when there is no `val/`)."""
+    if split == "val" and not (root / split).is_dir() and (root / "test").is_dir():
+        return root / "test"
+    return root / split
+
+
 def scan(root: Path, split: str) -> tuple[list[tuple[str, int]], list[str]]:
     """(samples, classes) of one split; raises a UserError naming the expected layout."""
-    split_dir = root / split
-    if split == "val" and not split_dir.is_dir() and (root / "test").is_dir():
-        split_dir = root / "test"
+    split_dir = split_folder(root, split)
     if not split_dir.is_dir():
         raise UserError(f"{split_dir} not found; imagefolder expects {root}/train/<class>/*.jpg and "
                         f"{root}/val/<class>/*.jpg")
@@ -57,7 +62,8 @@ def load(split: str, root: Path | None, download: bool, image_size: int | None) 
         raise UserError("imagefolder needs --data-root DIR with DIR/train/<class>/ and DIR/val/<class>/")
     samples, classes = scan(root, split)
     size = image_size or DEFAULT_SIZE
-    info = DatasetInfo(name="imagefolder", split=split, num_classes=len(classes), image_size=size,
-                       source=str(root / split),
+    used = split_folder(root, split)  # the split named in results and messages is the folder read
+    info = DatasetInfo(name="imagefolder", split=used.name, num_classes=len(classes), image_size=size,
+                       source=str(used),
                        notes=f"shorter side resized to {round(size / 0.875)}, centre crop {size}")
     return FolderDataset(samples, classes, info)
