@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import math
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,7 +153,14 @@ SEED = Number(int, low=0, high=2 ** 32 - 1)  # numpy's seeds must fit in 32 bits
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one line (`prog: error: ...`) and exit code 2."""
+    """An ArgumentParser whose usage errors are one line (`prog: error: ...`) and exit code 2, and
+    which reads `-inf`, `-nan`, `-1e-3` and `-1/255` as values (refused or taken by their option's
+    type), not as unknown flags."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(
+            r"^-(\d+\.?\d*|\d*\.\d+)(e[-+]?\d+)?(/\S+)?$|^-(inf|infinity|nan)$", re.IGNORECASE)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

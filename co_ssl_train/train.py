@@ -26,6 +26,7 @@ from co_ssl_train import checkpoint, distributed
 from co_ssl_train.atomic import write_text_atomic
 from co_ssl_train.config import TrainConfig
 from co_ssl_train.data import ImageDataset, get_spec, load_dataset
+from co_ssl_train.data.datasets import UNDECODABLE
 from co_ssl_train.data.augment import augment_batch
 from co_ssl_train.device import autocast, resolve_device, resolve_precision
 from co_ssl_train.errors import UserError
@@ -125,9 +126,11 @@ def shard(order: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
     return order[:, rank * per_rank:(rank + 1) * per_rank]
 
 
-def epoch_batches(dataset, order: torch.Tensor, start: int, device: torch.device,
-                  workers: int) -> Iterator[torch.Tensor]:
-    """uint8 image batches on `device`, from step `start` of the epoch's `order`."""
+def epoch_batches(dataset, order: torch.Tensor, start: int, device: torch.device, workers: int,
+                  skipped: list[str] | None = None) -> Iterator[torch.Tensor]:
+    """uint8 image batches on `device`, from step `start` of the epoch's `order`. Files of a folder
+    set that do not decode are left out of their batch and appended to `skipped`; a batch left
+    with fewer than 2 images (batch norm) is a UserError naming the files."""
     if isinstance(dataset, ImageDataset):
         for idx in order[start:]:
             yield dataset.images[idx.to(dataset.images.device)]
@@ -136,7 +139,17 @@ def epoch_batches(dataset, order: torch.Tensor, start: int, device: torch.device
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, flat), batch_size=order.shape[1],
                                          shuffle=False, num_workers=workers, drop_last=True,
                                          pin_memory=device.type == "cuda", persistent_workers=False)
-    for images, _ in loader:
+    size = order.shape[1]
+    for b, (images, labels) in enumerate(loader):
+        keep = labels != UNDECODABLE
+        if not keep.all():
+            bad = [dataset.samples[flat[b * size + int(i)]][0] for i in torch.nonzero(~keep).flatten()]
+            if skipped is not None:
+                skipped.extend(bad)
+            if int(keep.sum()) < 2:
+                raise UserError(f"{len(bad)} of the {size} images of a training batch did not decode (e.g. {bad[0]}); "
+                                f"check the image files under {dataset.info.source}")
+            images = images[keep]
         yield images.to(device, non_blocking=True)
 
 
@@ -373,7 +386,8 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> Path:
         order = shard(batch_indices(len(dataset), cfg.batch_size, cfg.seed, epoch), ctx.rank, ctx.world_size)
         sums: dict[str, torch.Tensor] = {}
         t0, seen = time.perf_counter(), 0
-        for images in epoch_batches(dataset, order, start, device, cfg.workers):
+        undecodable: list[str] = []
+        for images in epoch_batches(dataset, order, start, device, cfg.workers, undecodable):
             views = make_views(images, plan, aug_gen, channels_last)
             loss, logs = training_step(
                 step_fn, method, optimizer, views, lr=float(lr_schedule[step]), weight_decay=float(wd_schedule[step]),
@@ -400,6 +414,10 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> Path:
                 metrics = {k: float(distributed.all_reduce_mean(v)) / steps_done for k, v in sums.items()}
                 metrics.update(epoch=step / steps_per_epoch, step=step, lr=float(lr_schedule[step - 1]),
                                images_per_s=seen / max(time.perf_counter() - t0, 1e-9))
+                if undecodable:  # this rank's files that did not decode, named in log.jsonl and meta.json
+                    metrics.update(undecodable_count=len(undecodable), undecodable=undecodable[:50])
+                    bar.write(f"note: {len(undecodable)} files did not decode and were left out of their batches: "
+                              f"{', '.join(undecodable[:5])}{', ...' if len(undecodable) > 5 else ''}")
                 if epoch_end and knn_queries is not None and (step // steps_per_epoch) % cfg.knn_every == 0:
                     metrics[f"knn_top1_k{cfg.knn_k}"] = knn_monitor()  # every rank computes it: no one waits
                     if ctx.is_main:

@@ -19,7 +19,7 @@ EXAMPLES = """examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
     g = parser.add_argument_group("bagssl")
-    g.add_argument("--patch-sizes", metavar="PX,PX,...",
+    g.add_argument("--patch-sizes", type=NumberList(COUNT), metavar="PX,PX,...",
                    help="patch sides in pixels (default: 8,16,24,32 below 128 px input, 32,64,96 from 128 px)")
     g.add_argument("--sampling", default="grid", choices=("grid", "random"),
                    help="grid: ceil(H/s) evenly spaced patches per side (tiling when s divides H); random: "
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> None:
     from coanalysis.pipeline import make_context, model_names, open_model, run_analysis
     from coanalysis.report.sections import bagssl
 
-    sizes = NumberList(COUNT).value(args.patch_sizes, "--patch-sizes") if args.patch_sizes else None
+    sizes = args.patch_sizes
     BagSSLProtocol(patch_sizes=sizes or (8,), sampling=args.sampling, patches_per_image=args.patches, feed=args.feed,
                    n_images=args.n_images)  # bad options fail before any model is loaded
     session = session_from_args(args)

@@ -22,7 +22,7 @@ EXAMPLES = """examples:
 
 def add_readout_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("readouts")
-    g.add_argument("--knn-k", default="20,200", metavar="K,...", help="kNN neighbour counts (default: 20,200)")
+    g.add_argument("--knn-k", type=NumberList(COUNT), default=(20, 200), metavar="K,...", help="kNN neighbour counts (default: 20,200)")
     g.add_argument("--knn-temperature", type=POSITIVE, default=0.07, metavar="T",
                    help="kNN vote temperature: each neighbour votes exp(cos / T) (default: 0.07)")
     g.add_argument("--no-knn", action="store_true", help="linear probe only")
@@ -40,7 +40,7 @@ def run_readouts(args: argparse.Namespace):
     from coanalysis.knn import KNNProtocol
     from coanalysis.pipeline import ensure_probe, eval_data, model_names, open_model
 
-    ks = NumberList(COUNT).value(args.knn_k, "--knn-k")
+    ks = args.knn_k
     session = session_from_args(args)
     session.knn = None if args.no_knn else KNNProtocol(ks=ks, temperature=args.knn_temperature)
     rows = []

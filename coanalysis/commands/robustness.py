@@ -48,11 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="model (a --name) the corruption errors are relative to (default: the first; "
                         "on ImageNet AlexNet's published errors are shown too)")
     g = parser.add_argument_group("noise (PROTOCOLS 3)")
-    g.add_argument("--sigmas", help="noise levels (default: 0,0.025,0.05,0.1,0.2,0.3,0.5)")
+    g.add_argument("--sigmas", type=NumberList(NON_NEGATIVE), help="noise levels (default: 0,0.025,0.05,0.1,0.2,0.3,0.5)")
     g = parser.add_argument_group("common corruptions (PROTOCOLS 4)")
     g.add_argument("--corruptions", help="comma-separated names or groups (standard, extra, all, noise, blur, weather, "
                                          "digital; default: all 15 + 4)")
-    g.add_argument("--severities", help="comma-separated severities in 1..5 (default: all)")
+    g.add_argument("--severities", type=NumberList(SEVERITY),
+                   help="comma-separated severities in 1..5 (default: all)")
     g.add_argument("--corruptions-from", metavar="DIR",
                    help="a pre-rendered set instead of generating: ImageNet-C / Tiny-ImageNet-C folders or "
                         "CIFAR-10-C / CIFAR-100-C .npy files")
@@ -68,8 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("internal corruption of the local map (PROTOCOLS 5)")
     g.add_argument("--spatial-ps", help="fractions of positions dropped, and 1-1/hw for a single kept position "
                                         "(default: 0,0.25,0.5,0.75,0.9,1-1/hw)")
-    g.add_argument("--channel-ps", help="fractions of channels zeroed (default: 0,0.25,0.5,0.75,0.9)")
-    g.add_argument("--noise-alphas", help="feature noise in units of each channel's std (default: 0,0.25,0.5,1,2)")
+    g.add_argument("--channel-ps", type=NumberList(FRACTION),
+                   help="fractions of channels zeroed (default: 0,0.25,0.5,0.75,0.9)")
+    g.add_argument("--noise-alphas", type=NumberList(NON_NEGATIVE), help="feature noise in units of each channel's std (default: 0,0.25,0.5,1,2)")
     g.add_argument("--masks", type=COUNT, default=5, help="random masks per condition (default: 5)")
     g = parser.add_argument_group("PGD (PROTOCOLS 6)")
     g.add_argument("--eps", action="append", metavar="NORM=LIST",
@@ -82,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-random-start", action="store_true", help="start PGD at the clean image")
     g.add_argument("--pgd-n", type=COUNT, metavar="N", help="attack a seeded subset of N evaluation images (default: all)")
     g = parser.add_argument_group("crop scale (PROTOCOLS 7)")
-    g.add_argument("--scales", help="crop area fractions (default: 1,0.5,0.25,0.1)")
+    g.add_argument("--scales", type=NumberList(UNIT_OPEN_LOW), help="crop area fractions (default: 1,0.5,0.25,0.1)")
     add_data_args(parser)
     add_run_args(parser)
 
@@ -116,15 +118,15 @@ def protocols(args: argparse.Namespace) -> dict:
     from coanalysis.trainer import UserError
 
     corruption = CorruptionProtocol(seed=args.corruption_seed, n=args.corruption_n)
-    if args.corruptions:
+    if args.corruptions is not None:
         corruption = _replace(corruption, corruptions=check_names([c.strip() for c in args.corruptions.split(",")]))
-    if args.severities:
-        corruption = _replace(corruption, severities=_floats(args.severities, "--severities", SEVERITY))
-    if args.corruptions_from:
+    if args.severities is not None:
+        corruption = _replace(corruption, severities=args.severities)
+    if args.corruptions_from is not None:
         root = Path(args.corruptions_from).expanduser().resolve()
         corruption = _replace(corruption, source=detect_layout(root), root=str(root))
     spatial = DropoutProtocol().spatial_ps
-    if args.spatial_ps:
+    if args.spatial_ps is not None:
         parts = [p.strip() for p in args.spatial_ps.split(",")]
         if not all(parts):
             raise UserError(f"--spatial-ps: expected comma-separated fractions in [0, 1) or {SINGLE}, "
@@ -132,11 +134,10 @@ def protocols(args: argparse.Namespace) -> dict:
         spatial = tuple(dict.fromkeys(SINGLE if p == SINGLE else FRACTION.value(p, "--spatial-ps") for p in parts))
     dropout = DropoutProtocol(
         spatial_ps=spatial, masks=args.masks,
-        channel_ps=(_floats(args.channel_ps, "--channel-ps", FRACTION) if args.channel_ps
-                    else DropoutProtocol().channel_ps),
-        noise_alphas=_floats(args.noise_alphas, "--noise-alphas") if args.noise_alphas else DropoutProtocol().noise_alphas)
-    scales = _floats(args.scales, "--scales", UNIT_OPEN_LOW) if args.scales else CropProtocol().scales
-    return {"noise": NoiseProtocol(sigmas=_floats(args.sigmas, "--sigmas")) if args.sigmas else NoiseProtocol(),
+        channel_ps=args.channel_ps if args.channel_ps is not None else DropoutProtocol().channel_ps,
+        noise_alphas=args.noise_alphas if args.noise_alphas is not None else DropoutProtocol().noise_alphas)
+    scales = args.scales if args.scales is not None else CropProtocol().scales
+    return {"noise": NoiseProtocol(sigmas=args.sigmas) if args.sigmas is not None else NoiseProtocol(),
             "corruptions": corruption, "dropout": dropout, "pgd": _pgd_protocol(args),
             "crops": CropProtocol(scales=scales)}
 
