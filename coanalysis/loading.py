@@ -236,8 +236,9 @@ def check_finite_weights(encoder: Encoder) -> None:
     bad = nonfinite_tensors(encoder)
     if bad:
         where = getattr(getattr(encoder, "source", None), "path", "the checkpoint")
-        raise UserError(f"{where}: {len(bad)} weight tensors hold NaN or Inf (first: {', '.join(bad[:3])}); the "
-                        "checkpoint is broken (a diverged run?): analyse an earlier checkpoint or retrain")
+        raise UserError(f"{where}: {len(bad)} weight tensor{'s' if len(bad) > 1 else ''} hold NaN or Inf "
+                        f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); the checkpoint is broken "
+                        "(a diverged run?): analyse an earlier checkpoint or retrain")
 
 
 def _str(value: Any) -> str | None:

@@ -30,6 +30,9 @@ def run(args: argparse.Namespace) -> None:
     from coanalysis.report.data import ReportData
     from coanalysis.report.render import render
 
+    for folder in map(Path, args.folders):
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"results folder {folder} is a file; give the folder an analysis command wrote (its --out)")
     out = Path(args.out) if args.out else Path(args.folders[0]) / "report.html"
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give the HTML file to write, e.g. {out / 'report.html'}")
