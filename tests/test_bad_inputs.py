@@ -253,3 +253,63 @@ def test_every_numeric_option_is_checked_by_the_options_module():
 
     bare = [a.option_strings for p in (train_parser(), analysis_parser()) for a in actions(p) if a.type in (int, float)]
     assert not bare, bare
+
+
+# ---- what the refusals above rest on ---------------------------------------------------------------
+
+
+def test_inspect_reports_nan_weights_and_clean_ones(hostile, capsys):
+    from coanalysis.cli import main
+
+    main(["inspect", "--ckpt", hostile["nan"]])
+    assert "weights         BROKEN: 1 tensors hold NaN or Inf (backbone." in capsys.readouterr().out
+    main(["inspect", "--ckpt", hostile["run"], "--json"])
+    assert json.loads(capsys.readouterr().out)["nonfinite_tensors"] == []
+
+
+def test_wrong_structure_results_are_recomputed_and_skipped_by_report(hostile, tmp_path, capsys):
+    """A results file that parses but is not a result: analyses move it aside and recompute it
+    (with a note), `report` skips it (with a note); the cells-done line shows without progress."""
+    from coanalysis.cli import main
+
+    args = ["robustness", "--ckpt", hostile["run"], "--only", "noise", "--sigmas", "0,0.2", "--n", "32",
+            "--out", str(tmp_path), "--no-progress"]
+    main(args)
+    path = tmp_path / "tiny-byol" / "noise.json"
+    good = json.loads(path.read_text())
+    main(args)
+    assert "tiny-byol/noise: 2 of 2 cells already done, skipping them" in capsys.readouterr().out
+    for broken in ({**good, "cells": list(good["cells"].values())}, [good], {**good, "complete": "yes"},
+                   {**good, "cells": {"sigma=0": 0.5}}, {**good, "model": None}):
+        path.write_text(json.dumps(broken))
+        main(["report", str(tmp_path), "--no-export", "--no-progress"])
+        assert f"note: skipping damaged {path}" in capsys.readouterr().out
+        main(args)
+        out = capsys.readouterr().out
+        assert f"note: {path} was damaged" in out and "moved to noise.json.damaged and recomputing" in out
+        again = json.loads(path.read_text())["cells"]
+        assert {k: c["accuracy"] for k, c in again.items()} == {k: c["accuracy"] for k, c in good["cells"].items()}
+
+
+def test_a_diverged_run_names_a_checkpoint_only_when_there_is_one(tmp_path, monkeypatch):
+    import torch
+
+    from co_ssl_train import train as train_module
+    from co_ssl_train.config import TrainConfig
+    from co_ssl_train.errors import UserError
+    from tests.conftest import TINY
+
+    monkeypatch.setattr(train_module, "training_step", lambda *a, **k: (torch.tensor(float("nan")), {}))
+    with pytest.raises(UserError, match=r"the loss became nan at step 2; .* \(no checkpoint was written yet\)"):
+        train_module.train(TrainConfig(method="byol", out=str(tmp_path), run_name="diverged", **TINY))
+    assert not (tmp_path / "diverged" / "meta.json").exists()
+
+
+def test_resume_of_a_run_that_never_ran_says_it_starts_fresh(tmp_path, capsys):
+    from co_ssl_train.config import TrainConfig
+    from co_ssl_train.train import train
+    from tests.conftest import TINY
+
+    run = train(TrainConfig(method="byol", out=str(tmp_path), run_name="new", resume=True, **{**TINY, "max_steps": 1}))
+    assert f"--resume: {run} holds no run to continue; starting fresh" in capsys.readouterr().out
+    assert (run / "meta.json").is_file()
