@@ -152,6 +152,6 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         print(f"co-ssl-train: error: {e.filename or 'a file'}: {e.strerror or e}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("co-ssl-train: interrupted; the last checkpoint is kept (continue with --resume)", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"co-ssl-train: interrupted; {e.args[0] if e.args else 'nothing was trained'}", file=sys.stderr)
         sys.exit(130)

@@ -232,6 +232,11 @@ def train(cfg: TrainConfig) -> Path:
     ctx = distributed.init_distributed(cfg.device, cfg.dist_timeout)
     try:
         return _train(cfg, ctx)
+    except KeyboardInterrupt as e:  # say what is kept, naming a checkpoint only when there is one
+        run_dir = run_dir_for(cfg)
+        e.args = (f"the last checkpoint in {run_dir} is kept (continue with --resume)"
+                  if (run_dir / checkpoint.STATE_FILE).is_file() else f"no checkpoint of {run_dir} was written yet",)
+        raise
     finally:
         distributed.shutdown()
 
@@ -246,6 +251,9 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> Path:
     if resuming:
         cfg = _merge_resumed(cfg, checkpoint.read_meta(run_dir)["config"])
     elif (run_dir / checkpoint.META_FILE).exists():
+        if cfg.resume:
+            raise UserError(f"{run_dir} holds a run without its resume state ({checkpoint.STATE_FILE}), so it cannot "
+                            "be continued; its encoder still loads for analysis; train another --run-name")
         raise UserError(f"{run_dir} already holds a run; pass --resume to continue it or --run-name to start another")
     elif cfg.resume and ctx.is_main:
         print(f"--resume: {run_dir} holds no run to continue; starting fresh")

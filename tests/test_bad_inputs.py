@@ -121,6 +121,8 @@ FILE_CASES: dict[str, tuple[str, list[str], str]] = {
     "train out a file": ("co-ssl-train", ["--dataset", "synthetic", "--out", "{file}"], "is not a folder"),
     "train run name a file": ("co-ssl-train", ["--dataset", "synthetic", "--out", "{dir_with_file}",
                                                "--run-name", "taken"], "is not a folder"),
+    "train resume without state": ("co-ssl-train", ["--dataset", "synthetic", "--out", "{stateless_parent}",
+                                                    "--run-name", "stateless", "--resume"], "without its resume state"),
     "train run name dots": ("co-ssl-train", ["--dataset", "synthetic", "--out", "{tmp}/ck", "--run-name", ".."],
                             "not a valid folder name"),
     # weights and checkpoints
@@ -167,6 +169,9 @@ def hostile(tiny_runs, tmp_path_factory) -> dict[str, str]:
     shutil.copytree(tiny_runs["byol"], bad_meta)
     (bad_meta / "meta.json").write_bytes(b"\xff\xfe{ not json")
     (root / "a-file").write_text("not a folder")
+    stateless = root / "runs" / "stateless"
+    shutil.copytree(tiny_runs["byol"], stateless)
+    (stateless / "state.pt").unlink()
     (root / "empty").mkdir()
     (root / "with-file").mkdir()
     (root / "with-file" / "taken").write_text("a file where the run folder would go")
@@ -181,7 +186,8 @@ def hostile(tiny_runs, tmp_path_factory) -> dict[str, str]:
     (results / "noise.json").write_text(json.dumps({"cells": []}))
     return {"run": str(tiny_runs["byol"]), "nan": str(nan), "bad_meta": str(bad_meta), "file": str(root / "a-file"),
             "dir": str(root / "empty"), "dir_with_file": str(root / "with-file"),
-            "undecodable": str(root / "undecodable"), "results": str(root / "results")}
+            "undecodable": str(root / "undecodable"), "results": str(root / "results"),
+            "stateless_parent": str(root / "runs")}
 
 
 def _run(prog: str, argv: list[str], capsys) -> tuple[int | str, str, str]:
@@ -313,3 +319,33 @@ def test_resume_of_a_run_that_never_ran_says_it_starts_fresh(tmp_path, capsys):
     run = train(TrainConfig(method="byol", out=str(tmp_path), run_name="new", resume=True, **{**TINY, "max_steps": 1}))
     assert f"--resume: {run} holds no run to continue; starting fresh" in capsys.readouterr().out
     assert (run / "meta.json").is_file()
+
+
+def test_an_interrupted_run_names_a_checkpoint_only_when_there_is_one(tmp_path, monkeypatch, capsys):
+    from co_ssl_train import train as train_module
+    from co_ssl_train.cli import main
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "training_step", interrupt)
+    with pytest.raises(SystemExit) as exc:
+        main(["--method", "byol", "--dataset", "synthetic", "--arch", "resnet10", "--width", "8", "--proj-hidden", "32",
+              "--proj-dim", "16", "--batch-size", "32", "--out", str(tmp_path), "--run-name", "cut", "--no-progress"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 130 and f"interrupted; no checkpoint of {tmp_path / 'cut'} was written yet" in err
+
+
+def test_report_leaves_out_a_section_whose_values_have_the_wrong_type(tmp_path, capsys):
+    from coanalysis.cli import main
+    from tests.resultfiles import write_results
+
+    folder = write_results(tmp_path / "res", {"byol": {0.0: 0.9, 0.1: 0.6}})
+    path = folder / "byol" / "noise.json"
+    data = json.loads(path.read_text())
+    data["cells"]["sigma=0.1"]["accuracy"] = "high"
+    path.write_text(json.dumps(data))
+    main(["report", str(folder), "--no-export", "--no-progress"])
+    out = capsys.readouterr().out
+    assert "note: report section 'noise' skipped: its results hold unexpected values" in out
+    assert "report written to" in out and "noise" not in out.split("sections: ")[1]

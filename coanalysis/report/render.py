@@ -85,8 +85,21 @@ def coverage_notes(data: ReportData, section: Section) -> list[str]:
 
 
 def build_sections(data: ReportData) -> list[Section]:
-    """Every section whose results exist, in report order."""
-    return [s for s in (build(data) for build in SECTIONS) if s is not None]
+    """Every section whose results exist, in report order. A section whose results hold values of
+    an unexpected type or shape (a hand-edited or foreign file that still has a result's fields) is
+    left out with a note, so one bad file does not end the report."""
+    sections = []
+    for build in SECTIONS:
+        try:
+            section = build(data)
+        except (TypeError, KeyError, ValueError, IndexError, AttributeError) as e:
+            name = build.__module__.rsplit(".", 1)[-1]
+            print(f"note: report section {name!r} skipped: its results hold unexpected values "
+                  f"({type(e).__name__}: {e})", flush=True)
+            continue
+        if section is not None:
+            sections.append(section)
+    return sections
 
 
 def render(data: ReportData, out: Path, *, title: str | None = None, note: str | None = None,
