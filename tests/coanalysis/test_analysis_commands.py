@@ -72,11 +72,11 @@ def test_three_commands_write_results_figures_and_report(tiny_runs, tmp_path):
 
 
 @pytest.mark.parametrize("args,expected", [
-    (("erf", "--coords", "2,0"), "outside [0, 1]"),
+    (("erf", "--coords", "2,0"), "--coords 2,0: expected a finite number from 0 to 1, got 2"),
     (("erf", "--methods", "lrp"), "unknown ERF method"),
     (("erf", "--images", "/nonexistent/photos"), "does not exist"),
     (("redundancy", "--layer", "layer9"), "unknown layer"),
-    (("bagssl", "--patch-sizes", "8,x"), "comma-separated pixel sizes"),
+    (("bagssl", "--patch-sizes", "8,x"), "argument --patch-sizes: expected an integer of at least 1, got 'x'"),
 ])
 def test_bad_input_gets_one_line_and_exit_code_2(args, expected, tiny_runs, tmp_path):
     out = run_cli("coanalysis", args[0], "--ckpt", str(tiny_runs["byol"]), *args[1:], "--out", str(tmp_path / "r"),
