@@ -50,7 +50,8 @@ def _coanalysis_option_cases() -> list[tuple[str, list[str]]]:
         for action in parser._actions:
             if isinstance(action.type, (Number, NumberList)) and action.option_strings:
                 flag = action.option_strings[0]
-                cases += [(f"coanalysis {command} {flag} {v!r}", [*base, f"{flag}={v}"]) for v in _bad_values(action.type)]
+                cases += [(f"coanalysis {command} {flag} {v!r}", [*base, f"{flag}={v}"])
+                          for v in _bad_values(action.type)]
     return cases
 
 

@@ -22,7 +22,8 @@ EXAMPLES = """examples:
 
 def add_readout_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("readouts")
-    g.add_argument("--knn-k", type=NumberList(COUNT), default=(20, 200), metavar="K,...", help="kNN neighbour counts (default: 20,200)")
+    g.add_argument("--knn-k", type=NumberList(COUNT), default=(20, 200), metavar="K,...",
+                   help="kNN neighbour counts (default: 20,200)")
     g.add_argument("--knn-temperature", type=POSITIVE, default=0.07, metavar="T",
                    help="kNN vote temperature: each neighbour votes exp(cos / T) (default: 0.07)")
     g.add_argument("--no-knn", action="store_true", help="linear probe only")

@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="model (a --name) the corruption errors are relative to (default: the first; "
                         "on ImageNet AlexNet's published errors are shown too)")
     g = parser.add_argument_group("noise (PROTOCOLS 3)")
-    g.add_argument("--sigmas", type=NumberList(NON_NEGATIVE), help="noise levels (default: 0,0.025,0.05,0.1,0.2,0.3,0.5)")
+    g.add_argument("--sigmas", type=NumberList(NON_NEGATIVE),
+                   help="noise levels (default: 0,0.025,0.05,0.1,0.2,0.3,0.5)")
     g = parser.add_argument_group("common corruptions (PROTOCOLS 4)")
     g.add_argument("--corruptions", help="comma-separated names or groups (standard, extra, all, noise, blur, weather, "
                                          "digital; default: all 15 + 4)")
@@ -71,7 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                         "(default: 0,0.25,0.5,0.75,0.9,1-1/hw)")
     g.add_argument("--channel-ps", type=NumberList(FRACTION),
                    help="fractions of channels zeroed (default: 0,0.25,0.5,0.75,0.9)")
-    g.add_argument("--noise-alphas", type=NumberList(NON_NEGATIVE), help="feature noise in units of each channel's std (default: 0,0.25,0.5,1,2)")
+    g.add_argument("--noise-alphas", type=NumberList(NON_NEGATIVE),
+                   help="feature noise in units of each channel's std (default: 0,0.25,0.5,1,2)")
     g.add_argument("--masks", type=COUNT, default=5, help="random masks per condition (default: 5)")
     g = parser.add_argument_group("PGD (PROTOCOLS 6)")
     g.add_argument("--eps", action="append", metavar="NORM=LIST",
