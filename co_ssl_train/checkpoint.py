@@ -153,7 +153,7 @@ def load_run_encoder(run_dir: Path) -> tuple[Encoder, dict[str, Any], str]:
     arch = meta["arch"]
     norm = meta["normalization"]
     encoder = build_encoder(arch["name"], arch.get("kwargs", {}), mean=norm["mean"], std=norm["std"],
-                            local_layer=meta.get("local_layer", "layer4"))
+                            local_layer=meta.get("local_layer"))
     missing, unexpected = _compare_keys(encoder.backbone.state_dict(), tensors)
     if missing or unexpected:
         raise UserError(f"{run_dir / ENCODER_FILE} does not match architecture {arch['name']} "

@@ -76,6 +76,9 @@ def _list_archs() -> None:
             for rf in (*RF_OFFERED, 0):
                 got = build_backbone(name, stem="cifar", width=8, rf=rf).receptive_field()
                 print(f"{'':20s}--rf {rf:<3d} cifar stem: RF {got:3d} px  kernels {describe_plan(kernel_plan_for_rf(rf, 'cifar'))}")
+        elif spec.family == "vit":
+            print(f"{name:18s} RF the whole image (self-attention); options: {', '.join(spec.options)}; "
+                  f"{spec.description}")
         elif "stem" in spec.options:
             rf = {stem: build_backbone(name, stem=stem, width=8).receptive_field() for stem in ("imagenet", "cifar")}
             print(f"{name:18s} RF {rf['imagenet']} px (imagenet stem), {rf['cifar']} px (cifar stem); "

@@ -18,8 +18,11 @@ from co_ssl_train.errors import UserError
 from co_ssl_train.models.bagnet import BagNet
 from co_ssl_train.models.encoder import IMAGENET_MEAN, IMAGENET_STD, Encoder
 from co_ssl_train.models.resnet import RF_OFFERED, STAGES, ResNet, rf_resnet
+from co_ssl_train.models.vit import OPTIONS as VIT_OPTIONS
+from co_ssl_train.models.vit import SIZES as VIT_SIZES
+from co_ssl_train.models.vit import ViTEncoder, build_vit
 
-__all__ = ["ARCHS", "ArchSpec", "Encoder", "IMAGENET_MEAN", "IMAGENET_STD", "STAGES", "build_backbone",
+__all__ = ["ARCHS", "ArchSpec", "Encoder", "ViTEncoder", "IMAGENET_MEAN", "IMAGENET_STD", "STAGES", "build_backbone",
            "build_encoder", "select_options"]
 
 
@@ -30,7 +33,7 @@ class ArchSpec:
     build: Callable[..., nn.Module]
     options: tuple[str, ...]
     description: str
-    family: str = "resnet"  # "resnet": torchvision's layout; "rf-resnet", "bagnet": our bounded-RF nets
+    family: str = "resnet"  # "resnet": torchvision's layout; "rf-resnet", "bagnet": our bounded-RF nets; "vit"
 
 
 def _resnet(block: str, layers: Sequence[int], width_per_group: int = 64) -> Callable[..., ResNet]:
@@ -66,6 +69,11 @@ ARCHS: dict[str, ArchSpec] = {
                        family="bagnet"),
     "bagnet17": ArchSpec(_bagnet(17), ("width",), "BagNet-17, RF 17 px; 'same' padding (ours)", family="bagnet"),
     "bagnet33": ArchSpec(_bagnet(33), ("width",), "BagNet-33, RF 33 px; 'same' padding (ours)", family="bagnet"),
+    # Vision Transformers: timm's VisionTransformer (models/vit.py); any option overrides the preset size
+    "vit": ArchSpec(build_vit(None), VIT_OPTIONS, "timm ViT of any width/depth/heads (embed_dim, depth, num_heads)",
+                    family="vit"),
+    **{name: ArchSpec(build_vit(name), VIT_OPTIONS, f"ViT {name[4:]}: width {w}, depth {d}, {h} heads (timm names)",
+                      family="vit") for name, (w, d, h) in VIT_SIZES.items()},
 }
 
 
@@ -91,10 +99,13 @@ def build_backbone(name: str, **kwargs) -> nn.Module:
 
 
 def build_encoder(name: str, arch_kwargs: dict | None = None, *, mean: Sequence[float] = IMAGENET_MEAN,
-                  std: Sequence[float] = IMAGENET_STD, local_layer: str = "layer4") -> Encoder:
-    """An `Encoder` around a freshly initialized backbone."""
+                  std: Sequence[float] = IMAGENET_STD, local_layer: str | None = None) -> Encoder:
+    """An `Encoder` around a freshly initialized backbone (`local_layer` None: its last stage)."""
     arch_kwargs = dict(arch_kwargs or {})
     backbone = build_backbone(name, **arch_kwargs)
+    local_layer = local_layer or list(backbone.channels)[-1]
     if local_layer not in backbone.channels:
         raise UserError(f"unknown layer {local_layer!r}; choose one of: {', '.join(backbone.channels)}")
+    if ARCHS[name].family == "vit":
+        return ViTEncoder(backbone, arch=name, arch_kwargs=arch_kwargs, mean=mean, std=std, local_layer=local_layer)
     return Encoder(backbone, arch=name, arch_kwargs=arch_kwargs, mean=mean, std=std, local_layer=local_layer)

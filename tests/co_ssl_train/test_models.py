@@ -125,4 +125,4 @@ def test_families_name_the_torchvision_layouts():
     plain = {name for name, spec in ARCHS.items() if spec.family == "resnet"}
     assert plain == {"resnet10", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wide_resnet50_2",
                      "wide_resnet101_2"}
-    assert {spec.family for spec in ARCHS.values()} == {"resnet", "rf-resnet", "bagnet"}
+    assert {spec.family for spec in ARCHS.values()} == {"resnet", "rf-resnet", "bagnet", "vit"}
