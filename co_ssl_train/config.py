@@ -45,6 +45,14 @@ class TrainConfig:
     normalization: str = opt("dataset", "input normalization stored in the encoder: 'dataset' (mean/std "
                              "of the training images), 'imagenet' or 'none'", "model",
                              choices=("dataset", "imagenet", "none"))
+    vit_patch_size: int = opt(0, "ViTs (vit_tiny, vit_small, vit_base): patch side in px (0: 4 at 64 px and less, "
+                              "8 up to 128 px, else 16; DINO: 16 at 224)", "model")
+    vit_dim: int = opt(0, "ViTs: token width, overriding the size's (0: vit_tiny 192, vit_small 384, vit_base 768)",
+                       "model")
+    vit_depth: int = opt(0, "ViTs: number of blocks (0: the size's, 12)", "model")
+    vit_heads: int = opt(0, "ViTs: attention heads (0: the size's; must divide the width)", "model")
+    global_readout: str = opt("cls", "ViTs: the global representation, the class token ('cls', DINO) or the mean "
+                              "of the patch tokens ('avg')", "model", choices=("cls", "avg"), flag="--global")
 
     # method
     method: str = opt("co-byol", "SSL method (co-ssl-train methods lists them)", "method")
@@ -64,6 +72,8 @@ class TrainConfig:
     dino_warmup_teacher_epochs: float = opt(30.0, "epochs of linear teacher-temperature warmup (DINO: 30)", "method")
     dino_student_temp: float = opt(0.1, "DINO student temperature", "method")
     dino_center_momentum: float = opt(0.9, "DINO center EMA momentum", "method")
+    head_bn: bool = opt(True, "DINO / CO-DINO: BatchNorm between the head's layers; --no-head-bn gives DINO's "
+                        "ViT head (Linear + GELU, use_bn_in_head=False)", "method")
     vicreg_sim: float = opt(25.0, "VICReg / BagSSL invariance weight lambda", "method")
     vicreg_var: float = opt(25.0, "VICReg / BagSSL variance weight mu", "method")
     vicreg_cov: float = opt(1.0, "VICReg / BagSSL covariance weight nu", "method")
@@ -108,6 +118,11 @@ class TrainConfig:
     weight_decay: float = opt(1e-5, "weight decay (LARS 1e-5 on CIFAR, 1.5e-6 on ImageNet)", "optimization")
     weight_decay_end: float | None = opt(None, "final weight decay, reached by a cosine (DINO-style); "
                                          "default: constant --weight-decay", "optimization")
+    min_lr: float = opt(0.0, "learning rate the cosine ends at, not batch-scaled (DINO: 1e-6)", "optimization")
+    clip_grad: float = opt(0.0, "clip each parameter's gradient to this l2 norm, as DINO does (DINO: 3.0; "
+                           "0: off)", "optimization")
+    freeze_last_layer: float = opt(0.0, "DINO / CO-DINO: epochs during which the prototype layer gets no update "
+                                   "(DINO: 1)", "optimization")
     warmup_epochs: float = opt(10.0, "linear learning-rate warmup, in epochs (may be fractional)", "optimization")
     max_steps: int | None = opt(None, "stop after this many optimizer steps in total (for tests and "
                                 "time-boxed demos; the schedule still spans all epochs)", "optimization")
@@ -191,7 +206,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type = TrainConfig) ->
     for f in dataclasses.fields(cls):
         meta = f.metadata
         group = groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
-        flag = "--" + f.name.replace("_", "-")
+        flag = meta.get("flag") or "--" + f.name.replace("_", "-")
         tp = _base_type(hints[f.name])
         default_text = f" (default: {f.default})"
         if tp is bool:

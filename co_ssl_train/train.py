@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from co_ssl_train import checkpoint, distributed
+from co_ssl_train import arch_options, checkpoint, distributed
 from co_ssl_train.atomic import write_text_atomic
 from co_ssl_train.config import TrainConfig
 from co_ssl_train.data import ImageDataset, get_spec, load_dataset
@@ -33,9 +33,9 @@ from co_ssl_train.errors import UserError
 from co_ssl_train.knn import embed, knn_accuracy, seeded_indices
 from co_ssl_train.methods import METHODS, MethodSpec, get_method
 from co_ssl_train.methods.bagssl import bag_of_patches
-from co_ssl_train.methods.co import local_settings
+from co_ssl_train.methods.co import local_settings, local_stage
 from co_ssl_train.methods.views import ViewPlan
-from co_ssl_train.models import ARCHS, IMAGENET_MEAN, IMAGENET_STD, Encoder, build_encoder, select_options
+from co_ssl_train.models import ARCHS, IMAGENET_MEAN, IMAGENET_STD, Encoder, build_encoder
 from co_ssl_train.optim import build_optimizer, param_groups, set_lr_wd
 from co_ssl_train.options import writable_dir
 from co_ssl_train.schedules import cosine, ema_momentum, warmup_cosine
@@ -43,7 +43,7 @@ from co_ssl_train.schedules import cosine, ema_momentum, warmup_cosine
 # Fields that may differ when resuming: they change how the run executes or is watched, not what it computes.
 RESUME_OVERRIDES = ("max_steps", "device", "progress", "workers", "threads", "save_every", "compile", "resume",
                     "dist_timeout", "knn_every", "knn_k", "knn_temperature", "knn_bank", "knn_queries", "recipe")
-RESOLVED_FIELDS = ("image_size", "stem", "blur", "local_crops", "patch_size")  # "auto" values decided at start
+RESOLVED_FIELDS = ("image_size", "stem", "blur", "local_crops", "patch_size", "vit_patch_size")  # "auto" values decided at start
 LOG_FILE = "log.jsonl"
 
 
@@ -56,6 +56,7 @@ def resolve_config(cfg: TrainConfig, image_size: int, world_size: int = 1) -> Tr
     blur = cfg.blur if cfg.blur != "auto" else ("off" if image_size <= 64 else "on")
     crops = cfg.local_crops if cfg.local_crops is not None else (spec.local_crops or 0)
     patch = cfg.patch_size or max(4, image_size // 2)
+    cfg = dataclasses.replace(cfg, vit_patch_size=arch_options.resolved_patch_size(cfg, image_size), patch_size=patch)
     multi_crop = [n for n, s in METHODS.items() if s.local_crops is not None]
     checks = [
         (cfg.epochs >= 1, f"--epochs must be at least 1, got {cfg.epochs}"),
@@ -92,6 +93,7 @@ def resolve_config(cfg: TrainConfig, image_size: int, world_size: int = 1) -> Tr
          "--knn-every must be >= 0 and --knn-k, --knn-bank, --knn-queries >= 1"),
         (cfg.dist_timeout > 0, f"--dist-timeout must be positive, got {cfg.dist_timeout}"),
         (cfg.save_every >= 0, f"--save-every must be >= 0, got {cfg.save_every}"),
+        *arch_options.checks(cfg, image_size),
     ]
     for ok, message in checks:
         if not ok:
@@ -169,13 +171,27 @@ def make_views(images: torch.Tensor, plan: ViewPlan, generator: torch.Generator,
 def use_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
     """`--channels-last`, except on CPU with fewer than 8 channels in the first stage: there, torch's
     channels_last backward of a strided 1x1 convolution corrupts memory (seen with torch 2.x)."""
+    if arch_options.is_vit(cfg.arch):
+        return False  # a ViT has one convolution (the patch embedding); its tokens are (B, N, C)
     return cfg.channels_last and (device.type == "cuda" or cfg.width >= 8)
+
+
+def clip_gradients(parameters, max_norm: float) -> None:
+    """DINO's clipping (its utils.clip_gradients): each parameter's gradient scaled down to l2 norm
+    `max_norm` when larger, tensor by tensor."""
+    for p in parameters:
+        if p.grad is not None:
+            norm = p.grad.detach().norm(2)
+            p.grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
 
 
 def training_step(model: nn.Module, method: nn.Module, optimizer: torch.optim.Optimizer, views: list[torch.Tensor], *,
                   lr: float, weight_decay: float, momentum: float | None, schedule_values: dict[str, float],
-                  device: torch.device, precision: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """One optimizer step on one batch of views; `model` is `method` or its DDP / compiled wrapper."""
+                  device: torch.device, precision: str, clip_grad: float = 0.0,
+                  frozen: tuple[nn.Parameter, ...] = ()) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One optimizer step on one batch of views; `model` is `method` or its DDP / compiled wrapper.
+    `clip_grad` > 0: per-tensor gradient clipping (DINO); `frozen`: parameters that take no step now
+    (DINO's last layer in its first epoch: their gradients are dropped, as DINO's cancel_gradients_last_layer)."""
     set_lr_wd(optimizer, lr, weight_decay)
     if schedule_values:
         method.set_schedule_values(**schedule_values)
@@ -183,6 +199,10 @@ def training_step(model: nn.Module, method: nn.Module, optimizer: torch.optim.Op
         loss, logs = model(views)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if clip_grad > 0:
+        clip_gradients(method.parameters(), clip_grad)
+    for p in frozen:
+        p.grad = None
     optimizer.step()
     if momentum is not None:
         method.momentum_update(momentum)
@@ -283,11 +303,11 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> Path:
 
     # ---- model ---------------------------------------------------------------------------------
     mean, std = dataset_normalization(dataset, cfg.normalization)
-    encoder = build_encoder(cfg.arch, select_options(cfg.arch, {"stem": cfg.stem, "width": cfg.width, "rf": cfg.rf}),
-                            mean=mean, std=std)
+    encoder = build_encoder(cfg.arch, arch_options.arch_options(cfg), mean=mean, std=std)
     local = local_settings(cfg, spec.co)
+    stage = local_stage(encoder, cfg.local_layer)
     with torch.no_grad():
-        h = encoder.eval().forward_maps(torch.zeros(2, 3, cfg.image_size, cfg.image_size), (cfg.local_layer,))[0].shape[-1]
+        h = encoder.eval().forward_maps(torch.zeros(2, 3, cfg.image_size, cfg.image_size), (stage,))[0].shape[-1]
     encoder.train()
     if local is not None and cfg.local_grid > h:
         raise UserError(f"--local-grid {cfg.local_grid} is larger than the {h}x{h} {cfg.local_layer} map of "
@@ -310,13 +330,15 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> Path:
     optimizer = build_optimizer(cfg.optimizer, param_groups(method.online_modules()), cfg.lr, cfg.weight_decay)
     steps_per_epoch = len(dataset) // cfg.batch_size
     total_steps = cfg.epochs * steps_per_epoch
-    lr_schedule = warmup_cosine(cfg.lr * cfg.batch_size / 256, 0.0, total_steps,
+    lr_schedule = warmup_cosine(cfg.lr * cfg.batch_size / 256, cfg.min_lr, total_steps,
                                 warmup_steps=round(cfg.warmup_epochs * steps_per_epoch))
     wd_end = cfg.weight_decay if cfg.weight_decay_end is None else cfg.weight_decay_end
     wd_schedule = cosine(cfg.weight_decay, wd_end, total_steps)
     ema_schedule = ema_momentum(cfg.ema, total_steps, end=cfg.ema_end)
     method_schedules = spec.schedules(cfg, total_steps, steps_per_epoch) if spec.schedules else {}
     stop_step = min(total_steps, cfg.max_steps or total_steps)
+    freeze_steps = round(cfg.freeze_last_layer * steps_per_epoch)
+    last_layer = tuple(p for name, p in method.named_parameters() if name.endswith("prototypes") and p.requires_grad)
 
     # ---- resume --------------------------------------------------------------------------------
     # each rank augments its own images with its own stream; rank 0's is the single-process one
@@ -363,9 +385,12 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> Path:
                 "input_size": cfg.image_size, "epoch": epoch_done, "step": step, "total_steps": total_steps,
                 "finished": step >= total_steps, "metrics": metrics, "exported": "online encoder",
                 "receptive_field": encoder.receptive_field(),
-                "local_branch": local.to_json() if local is not None else None,
+                "local_branch": {**local.to_json(), "stage": stage} if local is not None else None,
                 "representation": (spec.representation(cfg) if spec.representation is not None else
+                                   {"kind": "readout", "readout": encoder.readout, "layer": encoder.final_layer}
+                                   if getattr(encoder, "family", None) == "vit" else
                                    {"kind": "global-average", "layer": encoder.final_layer}),
+                "encoder": encoder.describe(),
                 "views": [{"size": v.size, "count": c, "scale": list(v.scale)} for v, c in plan],
                 "distributed": {**ctx.to_json(), "replica_fingerprints": fingerprints}}
         if created:
@@ -401,7 +426,7 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> Path:
                 step_fn, method, optimizer, views, lr=float(lr_schedule[step]), weight_decay=float(wd_schedule[step]),
                 momentum=float(ema_schedule[step]) if spec.momentum else None,
                 schedule_values={k: float(v[step]) for k, v in method_schedules.items()}, device=device,
-                precision=precision)
+                precision=precision, clip_grad=cfg.clip_grad, frozen=last_layer if step < freeze_steps else ())
             step += 1
             seen += images.shape[0] * ctx.world_size
             for k, v in {"loss": loss.detach(), **logs}.items():

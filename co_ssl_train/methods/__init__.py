@@ -60,7 +60,7 @@ def _dino(co: bool):
     def build(encoder: Encoder, cfg) -> nn.Module:
         return dino.DINO(encoder, proj_hidden=cfg.proj_hidden, proj_dim=cfg.proj_dim, prototypes=cfg.dino_prototypes,
                          student_temp=cfg.dino_student_temp, center_momentum=cfg.dino_center_momentum,
-                         teacher_temp=cfg.dino_teacher_temp, local=local_settings(cfg, co))
+                         teacher_temp=cfg.dino_teacher_temp, local=local_settings(cfg, co), head_bn=cfg.head_bn)
     return build
 
 

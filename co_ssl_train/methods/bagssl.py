@@ -83,7 +83,7 @@ class BagSSL(nn.Module):
         return [self.encoder, self.head]
 
     def forward(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        maps = encode_views(self.encoder, views, (self.encoder.final_layer,))[0]
+        maps = encode_views(self.encoder, views, (self.encoder.global_layer,))[0]
         z = gather_batch(torch.stack(global_outputs(self.head, maps)))  # (K, N, D)
         with torch.autocast(views[0].device.type, enabled=False):
             loss = bag_loss(z, *self.weights)

@@ -90,13 +90,29 @@ class LocalBranch(nn.Module):
         return per_position(head, self.pool(local))
 
 
+def local_stage(encoder, layer: str) -> str:
+    """The encoder stage `--local-layer` names: itself for ResNets; for a ViT `layer4` is its final
+    block (the patch tokens after the final norm, PROTOCOLS.md section 13)."""
+    if getattr(encoder, "family", None) != "vit":
+        return layer
+    if layer != "layer4":
+        raise UserError(f"--local-layer {layer} is a ResNet stage; a ViT's local map is its final patch tokens "
+                        "(--local-layer layer4)")
+    return encoder.final_layer
+
+
 def attach_local_branch(encoder, global_head: nn.Module, make_head: Callable[[int], nn.Module],
                         settings: LocalSettings | None) -> tuple[tuple[str, ...], LocalBranch | None]:
     """What every method's constructor needs for its CO-variant: the encoder layers to return (the
-    final one, plus the local branch's layer when it differs) and the branch (None without CO)."""
+    global one, i.e. the final map or a ViT's readout, plus the local branch's layer when it differs)
+    and the branch (None without CO). On a ViT every patch token (or the n x n pooled grid of them)
+    is a local vector, and the local heads are per-token MLPs."""
     if settings is None:
-        return (encoder.final_layer,), None
-    layers = (encoder.final_layer,) + (() if settings.layer == encoder.final_layer else (settings.layer,))
-    branch = LocalBranch(global_head, make_head, encoder.backbone.channels[settings.layer],
-                         encoder.num_features, settings)
+        return (encoder.global_layer,), None
+    stage = local_stage(encoder, settings.layer)
+    if getattr(encoder, "family", None) == "vit" and not settings.mlp_after_pool:
+        raise UserError("--no-mlp-after-pool is a ResNet ablation; a ViT's global representation is its readout "
+                        "token, not a pooled map")
+    layers = (encoder.global_layer,) + (() if stage == encoder.global_layer else (stage,))
+    branch = LocalBranch(global_head, make_head, encoder.backbone.channels[stage], encoder.num_features, settings)
     return layers, branch

@@ -12,9 +12,11 @@ CO-DINO: the local head's logits at every position of view a match the teacher's
 view b (same centering and temperatures), averaged over positions and the two directions; with
 multi-crop, the local branch uses the two global views.
 
-Ours, where we differ from DINO's code: the head's MLP has BatchNorm between its layers (as the
-other heads here, for CNN backbones); the last layer is not frozen during the first epoch and
-gradients are not clipped.
+Ours, where we differ from DINO's code: by default the head's MLP has BatchNorm between its layers
+(as the other heads here, for CNN backbones); `--no-head-bn` gives DINO's ViT head (Linear + GELU,
+`use_bn_in_head=False`). Freezing the last layer (`--freeze-last-layer`, DINO: 1 epoch) and
+per-tensor gradient clipping (`--clip-grad`, DINO: 3.0) are training-loop options (train.py), off by
+default and on in the ViT recipes.
 """
 
 from __future__ import annotations
@@ -73,12 +75,12 @@ class DINO(nn.Module):
 
     def __init__(self, encoder: Encoder, *, proj_hidden: int, proj_dim: int, prototypes: int,
                  student_temp: float = 0.1, center_momentum: float = 0.9, teacher_temp: float = 0.07,
-                 local: LocalSettings | None = None):
+                 local: LocalSettings | None = None, head_bn: bool = True):
         super().__init__()
         c = encoder.num_features
 
         def make_head(in_dim: int) -> DINOHead:
-            return DINOHead(in_dim, proj_hidden, proj_dim, prototypes)
+            return DINOHead(in_dim, proj_hidden, proj_dim, prototypes, bn=head_bn)
 
         self.encoder = encoder
         self.head = make_head(c)

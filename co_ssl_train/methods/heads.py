@@ -18,14 +18,17 @@ class MLP(nn.Sequential):
     """`(N, in) -> (N, out)`: `layers` Linear layers with BatchNorm + ReLU between them.
 
     `layers=2` is BYOL's projector and predictor; `last_bn=True` adds a BatchNorm without affine
-    parameters at the end (MoCo v3's projector).
+    parameters at the end (MoCo v3's projector). `bn=False`: Linear + GELU without BatchNorm between
+    the layers (DINO's ViT head, `use_bn_in_head=False`), so every sample's output is its own.
     """
 
-    def __init__(self, in_dim: int, hidden: int, out_dim: int, layers: int = 2, last_bn: bool = False):
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, layers: int = 2, last_bn: bool = False,
+                 bn: bool = True):
         modules: list[nn.Module] = []
         dim = in_dim
         for _ in range(layers - 1):
-            modules += [nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)]
+            modules += ([nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)] if bn
+                        else [nn.Linear(dim, hidden), nn.GELU()])
             dim = hidden
         modules.append(nn.Linear(dim, out_dim, bias=not last_bn))
         if last_bn:
@@ -36,11 +39,11 @@ class MLP(nn.Sequential):
 class DINOHead(nn.Module):
     """DINO's head: MLP to a bottleneck, l2-normalization, then a weight-normalized linear layer to
     `prototypes` logits (the last layer's weight rows are kept at unit norm, DINO's
-    `norm_last_layer=True`). `(N, in) -> (N, prototypes)`."""
+    `norm_last_layer=True`). `(N, in) -> (N, prototypes)`; `bn=False` as DINO's ViT head."""
 
-    def __init__(self, in_dim: int, hidden: int, bottleneck: int, prototypes: int, layers: int = 3):
+    def __init__(self, in_dim: int, hidden: int, bottleneck: int, prototypes: int, layers: int = 3, bn: bool = True):
         super().__init__()
-        self.mlp = MLP(in_dim, hidden, bottleneck, layers=layers)
+        self.mlp = MLP(in_dim, hidden, bottleneck, layers=layers, bn=bn)
         self.prototypes = nn.Parameter(torch.empty(prototypes, bottleneck))
         nn.init.trunc_normal_(self.prototypes, std=0.02)
 

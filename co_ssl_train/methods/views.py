@@ -40,8 +40,13 @@ def two_views(cfg, symmetric: bool = False) -> ViewPlan:
 
 
 def local_crop_size(cfg) -> int:
-    """`--local-crop-size`, or by default 96/224 of the image side (DINO's 96 px at 224), at least 8."""
-    return cfg.local_crop_size or max(8, round(cfg.image_size * 96 / 224))
+    """`--local-crop-size`, or by default 96/224 of the image side (DINO's 96 px at 224), at least 8;
+    on a ViT the default is rounded to whole patches (DINO: 96 px = 6 x 16)."""
+    if cfg.local_crop_size:
+        return cfg.local_crop_size
+    size = max(8, round(cfg.image_size * 96 / 224))
+    patch = getattr(cfg, "vit_patch_size", 0)
+    return max(patch, round(size / patch) * patch) if patch else size
 
 
 def local_crops(cfg) -> ViewPlan:

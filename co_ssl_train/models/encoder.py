@@ -60,6 +60,11 @@ class Encoder(nn.Module):
         """The backbone's last stage (the map the global representation of a trained model pools)."""
         return list(self.backbone.channels)[-1]
 
+    @property
+    def global_layer(self) -> str:
+        """The layer whose pooled map is the global representation in training (a ViT: its readout)."""
+        return self.final_layer
+
     def forward_maps(self, x: torch.Tensor, layers: Sequence[str]) -> list[torch.Tensor]:
         """Images `(B, 3, H, W)` in [0, 1] -> the maps `(B, C_l, h_l, w_l)` of `layers`, one backbone pass
         when the backbone has `forward_stages` (every co-ssl backbone does)."""

@@ -34,6 +34,7 @@ from torch import nn
 from co_ssl_train.models.encoder import Encoder
 
 READOUTS = ("cls", "avg", "cls+avg")
+READOUT_LAYER = "readout"  # the pseudo-layer `forward_maps` answers with the global readout as a (B, C, 1, 1) map
 MLPS = ("gelu", "swiglu")
 # name -> (width, depth, heads): the standard sizes (DeiT / ViT / DINOv2 ViT-g)
 SIZES: dict[str, tuple[int, int, int]] = {
@@ -195,6 +196,22 @@ class ViTEncoder(Encoder):
         """Images `(B, 3, H, W)` in [0, 1] -> the readout `(B, C)` of `layer`'s tokens."""
         tokens = self.backbone.forward_tokens(self.normalize(x), (layer or self.local_layer,))[0]
         return self.backbone.read_out(tokens, self.readout)
+
+    @property
+    def global_layer(self) -> str:
+        """What training asks `forward_maps` for to get the global representation: the readout."""
+        return READOUT_LAYER
+
+    def forward_maps(self, x: torch.Tensor, layers: Sequence[str]) -> list[torch.Tensor]:
+        """Images in [0, 1] -> the patch-token maps `(B, C, h, w)` of `layers`, one pass; the layer
+        `"readout"` gives the global readout as a `(B, C', 1, 1)` map (so pooling it is the identity;
+        co-ssl-train's methods pool the map of `global_layer`)."""
+        x = self.normalize(x)
+        names = [self.final_layer if layer == READOUT_LAYER else layer for layer in layers]
+        grid = self.backbone.grid(x)
+        tokens = self.backbone.forward_tokens(x, names)
+        return [self.backbone.read_out(t, self.readout)[:, :, None, None] if layer == READOUT_LAYER
+                else self.backbone.to_map(t, grid) for layer, t in zip(layers, tokens)]
 
     def forward_pre_readout(self, x: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] -> tokens `(B, T, C)` entering the last block (token dropout starts here)."""
