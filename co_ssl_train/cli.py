@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     recipes = sub.add_parser("recipes", help="list the recipes, or print one as an exact command")
     recipes.add_argument("name", nargs="?", help="recipe to print")
     recipes.add_argument("--method", default=None, help="method whose settings to show (default: the recipe's)")
+    recipes.add_argument("--arch", default=None, help="vit_tiny, vit_small or vit_base: the recipe's ViT variant")
     return parser
 
 
@@ -95,15 +96,18 @@ def _list_datasets() -> None:
         print(f"{name:14s} splits {'/'.join(spec.splits):28s} {spec.description}")
 
 
-def _list_recipes(name: str | None, method: str | None) -> None:
+def _list_recipes(name: str | None, method: str | None, arch: str | None = None) -> None:
     from co_ssl_train.recipes import RECIPES, format_recipe
+    from co_ssl_train.vit_recipes import VIT_RECIPES
 
     if name is None:
         for key, recipe in RECIPES.items():
             print(f"{key:14s} {recipe.description} (default method {recipe.method})")
-        print("\nco-ssl-train recipes NAME [--method M] prints one; co-ssl-train --recipe NAME [flags] trains with it")
+        print(f"\nViT variants (--arch vit_tiny|vit_small|vit_base): {', '.join(VIT_RECIPES)}")
+        print("co-ssl-train recipes NAME [--method M] [--arch A] prints one; co-ssl-train --recipe NAME [flags] "
+              "trains with it")
         return
-    print(format_recipe(name, method))
+    print(format_recipe(name, method, arch))
 
 
 def expand_recipe(argv: list[str]) -> list[str]:
@@ -113,12 +117,13 @@ def expand_recipe(argv: list[str]) -> list[str]:
     pre = OneLineParser(add_help=False)
     pre.add_argument("--recipe")
     pre.add_argument("--method")
+    pre.add_argument("--arch")
     known, _ = pre.parse_known_args(argv[1:])
     if not known.recipe:
         return argv
     from co_ssl_train.recipes import recipe_args
 
-    return ["train", *recipe_args(known.recipe, known.method), *argv[1:]]
+    return ["train", *recipe_args(known.recipe, known.method, known.arch), *argv[1:]]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -142,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "datasets":
             _list_datasets()
         elif args.command == "recipes":
-            _list_recipes(args.name, args.method)
+            _list_recipes(args.name, args.method, args.arch)
         else:
             parser.print_help()
     except UserError as e:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from co_ssl_train.errors import UserError
+from co_ssl_train.vit_recipes import VIT_RECIPES, is_vit_arch, vit_recipe
 
 Setting = tuple[str, str | None, str]  # (flag, value or None for a switch, source)
 
@@ -131,10 +132,22 @@ def get_recipe(name: str) -> Recipe:
     return RECIPES[name]
 
 
-def recipe_settings(name: str, method: str | None = None) -> list[Setting]:
-    """The recipe's settings for `method` (default: the recipe's), common ones first; later
-    settings of the same flag replace earlier ones."""
+def _recipe_for(name: str, arch: str | None) -> Recipe:
+    """The recipe `name`, or its Vision Transformer variant (vit_recipes.py) when `arch` is a ViT."""
     recipe = get_recipe(name)
+    if not is_vit_arch(arch):
+        return recipe
+    vit = vit_recipe(name, arch)
+    if vit is None:
+        raise UserError(f"recipe {name} has no ViT variant; ViT recipes: {', '.join(VIT_RECIPES)}")
+    description, common, per_method = vit
+    return Recipe(description, "co-dino", (*common, *_CO_COMMON), per_method)
+
+
+def recipe_settings(name: str, method: str | None = None, arch: str | None = None) -> list[Setting]:
+    """The recipe's settings for `method` (default: the recipe's), common ones first; later
+    settings of the same flag replace earlier ones. A ViT `arch` selects the recipe's ViT variant."""
+    recipe = _recipe_for(name, arch)
     method = method or recipe.method
     settings = [("--method", method, "-"), *recipe.common, *recipe.per_method.get(method, ())]
     if not method.startswith("co-"):
@@ -146,19 +159,19 @@ def recipe_settings(name: str, method: str | None = None) -> list[Setting]:
     return list(merged.values())
 
 
-def recipe_args(name: str, method: str | None = None) -> list[str]:
+def recipe_args(name: str, method: str | None = None, arch: str | None = None) -> list[str]:
     """The recipe as command-line arguments, e.g. `['--method', 'co-byol', '--dataset', 'cifar10', ...]`."""
     args: list[str] = []
-    for flag, value, _ in recipe_settings(name, method):
+    for flag, value, _ in recipe_settings(name, method, arch):
         args += [flag] if value is None else [flag, value]
     return args
 
 
-def format_recipe(name: str, method: str | None = None) -> str:
+def format_recipe(name: str, method: str | None = None, arch: str | None = None) -> str:
     """Each setting with its source, then the exact command the recipe expands to."""
-    settings = recipe_settings(name, method)
+    settings = recipe_settings(name, method, arch)
     rows = [f"  {flag:28s} {'' if value is None else value:10s} {'' if source == '-' else source}"
             for flag, value, source in settings]
-    command = " ".join(["co-ssl-train", "train", *recipe_args(name, method)])
-    return "\n".join([f"recipe {name}: {get_recipe(name).description}", *rows, "", "exact command:",
+    command = " ".join(["co-ssl-train", "train", *recipe_args(name, method, arch)])
+    return "\n".join([f"recipe {name}: {_recipe_for(name, arch).description}", *rows, "", "exact command:",
                       f"  {command} --out checkpoints --run-name <name>"])
