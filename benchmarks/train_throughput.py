@@ -14,10 +14,15 @@ steps alternate between the two modes (`--repeats`), and the median block is kep
 The issue's GPU targets (recorded in the JSON): full/bare >= 0.85, CO-BYOL/BYOL >= 0.9, and a
 50 000-image epoch of CO-BYOL with ResNet-18 at 32 px in <= 8 s on one H100 (`epoch_50k_s`).
 
+`--vit` adds the Vision Transformer rows (`vit_rows` in the JSON): DINO and CO-DINO (DINO's ViT head
+without BatchNorm, AdamW, gradient clipping at 3.0, as the ViT recipes) on ViT-S/16 at 224 px and
+ViT-tiny/4 at 32 px; targets full/bare >= 0.85 and CO-DINO/DINO >= 0.9 on GPU.
+
     python benchmarks/train_throughput.py                 # ResNet-18, 32 px, batch 512 (GPU sizes)
     python benchmarks/train_throughput.py --quick         # a small smoke run
     python benchmarks/train_throughput.py --arch resnet10 --width 16 --batch-size 256 \\
         --proj-hidden 512 --proj-dim 128 --threads 1      # the CPU demo's network
+    python benchmarks/train_throughput.py --vit --vit-batch-size 128   # + ViT-S/16 224 px, ViT-tiny/4 32 px
 
 Writes `benchmarks/results/train_throughput-<device>.json` (atomically) unless `--out` says otherwise.
 """
@@ -36,11 +41,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from co_ssl_train.arch_options import arch_options  # noqa: E402
 from co_ssl_train.atomic import write_json_atomic  # noqa: E402
 from co_ssl_train.config import TrainConfig  # noqa: E402
 from co_ssl_train.data import DatasetInfo, ImageDataset  # noqa: E402
 from co_ssl_train.methods import METHODS  # noqa: E402
-from co_ssl_train.models import build_encoder, select_options  # noqa: E402
+from co_ssl_train.models import build_encoder  # noqa: E402
 from co_ssl_train.optim import build_optimizer, param_groups  # noqa: E402
 from co_ssl_train.schedules import ema_momentum, warmup_cosine  # noqa: E402
 from co_ssl_train.device import resolve_device  # noqa: E402
@@ -48,7 +54,9 @@ from co_ssl_train.train import (batch_indices, epoch_batches, make_views, resolv
                                 use_channels_last)
 
 TARGETS = {"full_over_bare_min": 0.85, "co_byol_over_byol_min": 0.9,
-           "epoch_50k_s_max_h100_resnet18_32px_co_byol": 8.0}
+           "epoch_50k_s_max_h100_resnet18_32px_co_byol": 8.0, "vit_co_dino_over_dino_min": 0.9}
+# the ViT rows: (label, arch, image size, patch size)
+VIT_ROWS = (("vit_small_16_224px", "vit_small", 224, 16), ("vit_tiny_4_32px", "vit_tiny", 32, 4))
 
 
 def device_name(device: torch.device) -> str:
@@ -74,7 +82,7 @@ def build(cfg: TrainConfig, device: torch.device):
     """The method, its optimizer and the (possibly compiled) step function, built as `train` does."""
     spec = METHODS[cfg.method]
     torch.manual_seed(cfg.seed)
-    encoder = build_encoder(cfg.arch, select_options(cfg.arch, {"stem": cfg.stem, "width": cfg.width, "rf": cfg.rf}))
+    encoder = build_encoder(cfg.arch, arch_options(cfg))
     method = spec.build(encoder, cfg).to(device)
     if use_channels_last(cfg, device):
         method = method.to(memory_format=torch.channels_last)
@@ -126,7 +134,7 @@ def measure(cfg: TrainConfig, device: torch.device, precision: str, steps: int, 
             loss, logs = training_step(model, method, optimizer, views, lr=float(lr[s]), weight_decay=cfg.weight_decay,
                                        momentum=float(ema[s]) if momentum else None,
                                        schedule_values={k: float(v[s]) for k, v in schedules.items()},
-                                       device=device, precision=precision)
+                                       device=device, precision=precision, clip_grad=cfg.clip_grad)
             counter["step"] += 1
             if full:  # the loop's bookkeeping
                 for k, v in {"loss": loss.detach(), **logs}.items():
@@ -169,6 +177,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     p.add_argument("--quick", action="store_true", help="a small smoke run (resnet10 width 8, batch 64, few steps)")
+    p.add_argument("--vit", action="store_true", help="also the ViT rows: dino, co-dino on ViT-S/16 224 px, ViT-tiny/4 32 px")
+    p.add_argument("--vit-only", action="store_true", help="only the ViT rows")
+    p.add_argument("--vit-batch-size", type=int, default=128, help="batch of the ViT rows")
+    p.add_argument("--vit-dataset-size", type=int, default=2048, help="random images of the ViT rows (224 px ones are big)")
     p.add_argument("--conditions", default="", help="what else ran on the machine (recorded in the JSON)")
     p.add_argument("--out", default=None, help="result file (default: benchmarks/results/train_throughput-<device>.json)")
     args = p.parse_args(argv)
@@ -185,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
         p.error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
 
     results = {}
-    for m in methods:
+    for m in ([] if args.vit_only else methods):
         cfg = resolve_config(TrainConfig(method=m, dataset="benchmark", arch=args.arch, width=args.width,
                                          batch_size=args.batch_size, proj_hidden=args.proj_hidden,
                                          proj_dim=args.proj_dim, channels_last=args.channels_last,
@@ -198,6 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
               for m in results if m.startswith("co-") and m[3:] in results}
     for k, v in ratios.items():
         print(f"{k}: {v:.3f}")
+    vit_rows = vit_measure(args, device, precision) if args.vit or args.vit_only else None
     name = device_name(device)
     report = {
         "benchmark": "train_throughput", "device": name, "device_type": device.type,
@@ -208,6 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
         "n": {"timed_steps_per_block": args.steps, "warmup_steps": args.warmup, "blocks_per_mode": args.repeats,
               "statistic": "median over blocks"},
         "methods": results, "co_over_plain": ratios, "targets": TARGETS,
+        **({"vit_rows": vit_rows} if vit_rows is not None else {}),
         "conditions": args.conditions or "not stated",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -216,6 +230,27 @@ def main(argv: list[str] | None = None) -> dict:
     write_json_atomic(out, report)
     print(f"wrote {out}")
     return report
+
+
+def vit_measure(args, device: torch.device, precision: str) -> dict:
+    """DINO and CO-DINO on each of `VIT_ROWS`, with the ViT recipes' head and optimizer."""
+    rows = {}
+    for label, arch, size, patch in VIT_ROWS:
+        row = {}
+        for m in ("dino", "co-dino"):
+            cfg = resolve_config(TrainConfig(method=m, dataset="benchmark", arch=arch, vit_patch_size=patch,
+                                             batch_size=args.vit_batch_size, proj_hidden=2048, proj_dim=256,
+                                             dino_prototypes=4096, head_bn=False, optimizer="adamw", lr=5e-4,
+                                             weight_decay=0.04, clip_grad=3.0, compile=args.compile), size)
+            row[m] = measure(cfg, device, precision, args.steps, args.warmup, args.repeats, args.vit_dataset_size)
+            r = row[m]
+            print(f"{label} {m:8s} full {r['full_images_per_s']:8.1f} img/s   bare {r['bare_images_per_s']:8.1f} "
+                  f"img/s   full/bare {r['full_over_bare']:.3f}", flush=True)
+        ratio = round(row["co-dino"]["full_images_per_s"] / row["dino"]["full_images_per_s"], 4)
+        print(f"{label} co-dino/dino: {ratio:.3f}")
+        rows[label] = {"arch": arch, "image_size": size, "patch_size": patch, "tokens": (size // patch) ** 2,
+                       "batch_size": args.vit_batch_size, "methods": row, "co_dino_over_dino": ratio}
+    return rows
 
 
 if __name__ == "__main__":
