@@ -148,6 +148,19 @@ def test_the_local_branch_of_a_vit_is_every_patch_token_or_the_pooled_grid():
     assert m.local(maps[1]).shape == (16, 2, 16)  # 4x4 tokens, each its own local vector
     pooled, _ = _method("co-byol", local_grid=2)
     assert pooled.local(maps[1]).shape == (4, 2, 16)
+    assert all(block.attn.fused_attn for block in m.encoder.backbone.blocks)  # timm calls torch's SDPA
+
+
+def test_bf16_autocast_step_on_a_vit_is_finite_and_close_to_fp32():
+    m, _ = _method("co-dino", head_bn=False)
+    views = [torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    with torch.no_grad():
+        full, _ = copy.deepcopy(m)(views)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, logs = m(views)
+    loss.backward()
+    assert loss.dtype == torch.float32 and abs(float(loss) - float(full)) < 0.05 * abs(float(full))
+    assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
 
 
 # ---- every method trains on a ViT ------------------------------------------------------------------
