@@ -232,7 +232,8 @@ def _merge_resumed(cfg: TrainConfig, stored: dict[str, Any]) -> TrainConfig:
         if f.name in RESUME_OVERRIDES:
             setattr(merged, f.name, given)
         elif given != before and given != getattr(default, f.name) and f.name not in RESOLVED_FIELDS:
-            raise UserError(f"--resume: --{f.name.replace('_', '-')} {given} differs from the run's {before}; "
+            flag = f.metadata.get("flag") or f"--{f.name.replace('_', '-')}"
+            raise UserError(f"--resume: {flag} {given} differs from the run's {before}; "
                             "drop the flag to continue the run, or start a new --run-name")
     return merged
 
