@@ -285,3 +285,42 @@ def test_vit_recipes_name_a_source_for_every_setting():
             build_parser().parse_args(["train", *recipe_args(name, method, "vit_small")])  # every flag exists
     with pytest.raises(UserError, match="no ViT variant"):
         recipe_settings("imagenet1k", "co-dino", "vit_small")
+
+
+@pytest.mark.slow
+def test_vit_kill_9_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
+    """co-dino on a tiny ViT, killed with SIGKILL at random moments and resumed each time, ends with
+    exactly the weights of a run that was never interrupted."""
+    import random
+    import subprocess
+    import sys
+    import time
+
+    from co_ssl_train.checkpoint import load_run_encoder, load_state
+
+    def args(name: str) -> list[str]:
+        return [sys.executable, "-m", "co_ssl_train", "--method", "co-dino", "--dataset", "synthetic", "--arch",
+                "vit_tiny", "--vit-patch-size", "8", "--vit-dim", "24", "--vit-depth", "2", "--vit-heads", "2",
+                "--proj-hidden", "32", "--proj-dim", "16", "--dino-prototypes", "32", "--no-head-bn",
+                "--optimizer", "adamw", "--lr", "1e-3", "--clip-grad", "3", "--freeze-last-layer", "1",
+                "--batch-size", "16", "--subset", "128", "--epochs", "2", "--save-every", "1", "--no-progress",
+                "--device", "cpu", "--threads", "1", "--out", str(tmp_path), "--run-name", name, "--resume"]
+
+    rng = random.Random(0)
+    run = tmp_path / "k"
+    for _ in range(3):
+        proc = subprocess.Popen(args("k"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while not (run / "meta.json").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 3.0))
+        proc.kill()
+        proc.wait()
+        load_run_encoder(run)
+    for name in ("k", "straight"):
+        done = subprocess.run(args(name), capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+    assert int(load_state(run)["step"]) == 16  # 128 images / 16 per batch * 2 epochs
+    a = load_file(str(tmp_path / "straight" / "encoder.safetensors"))
+    b = load_file(str(run / "encoder.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
