@@ -177,10 +177,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     p.add_argument("--quick", action="store_true", help="a small smoke run (resnet10 width 8, batch 64, few steps)")
-    p.add_argument("--vit", action="store_true", help="also the ViT rows: dino, co-dino on ViT-S/16 224 px, ViT-tiny/4 32 px")
+    p.add_argument("--vit", action="store_true",
+                   help="also the ViT rows: dino, co-dino on ViT-S/16 224 px, ViT-tiny/4 32 px")
     p.add_argument("--vit-only", action="store_true", help="only the ViT rows")
+    p.add_argument("--vit-rows", default=",".join(r[0] for r in VIT_ROWS),
+                   help="ViT rows to run (comma-separated labels)")
     p.add_argument("--vit-batch-size", type=int, default=128, help="batch of the ViT rows")
-    p.add_argument("--vit-dataset-size", type=int, default=2048, help="random images of the ViT rows (224 px ones are big)")
+    p.add_argument("--vit-dataset-size", type=int, default=2048,
+                   help="random images of the ViT rows (224 px ones are big)")
     p.add_argument("--conditions", default="", help="what else ran on the machine (recorded in the JSON)")
     p.add_argument("--out", default=None, help="result file (default: benchmarks/results/train_throughput-<device>.json)")
     args = p.parse_args(argv)
@@ -236,6 +240,8 @@ def vit_measure(args, device: torch.device, precision: str) -> dict:
     """DINO and CO-DINO on each of `VIT_ROWS`, with the ViT recipes' head and optimizer."""
     rows = {}
     for label, arch, size, patch in VIT_ROWS:
+        if label not in args.vit_rows.split(","):
+            continue
         row = {}
         for m in ("dino", "co-dino"):
             cfg = resolve_config(TrainConfig(method=m, dataset="benchmark", arch=arch, vit_patch_size=patch,

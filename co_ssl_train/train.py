@@ -43,7 +43,8 @@ from co_ssl_train.schedules import cosine, ema_momentum, warmup_cosine
 # Fields that may differ when resuming: they change how the run executes or is watched, not what it computes.
 RESUME_OVERRIDES = ("max_steps", "device", "progress", "workers", "threads", "save_every", "compile", "resume",
                     "dist_timeout", "knn_every", "knn_k", "knn_temperature", "knn_bank", "knn_queries", "recipe")
-RESOLVED_FIELDS = ("image_size", "stem", "blur", "local_crops", "patch_size", "vit_patch_size")  # "auto" values decided at start
+# "auto" values decided at start
+RESOLVED_FIELDS = ("image_size", "stem", "blur", "local_crops", "patch_size", "vit_patch_size")
 LOG_FILE = "log.jsonl"
 
 

@@ -95,7 +95,8 @@ def _expected(name: str, m, views):
         return lg, local and (_cos_loss(local[0], z[1]) + _cos_loss(local[1], z[0])) / 2
     if base == "simclr":
         z = [m.head(x) for x in g]
-        return _nt_xent(z[0], z[1], 0.2), local and (_info_nce(local[0], z[1], 0.2) + _info_nce(local[1], z[0], 0.2)) / 2
+        ll = local and (_info_nce(local[0], z[1], 0.2) + _info_nce(local[1], z[0], 0.2)) / 2
+        return _nt_xent(z[0], z[1], 0.2), ll
     if base == "mocov3":
         q = [m.head(x) for x in g]
         k = [m.target_projector(m.target_encoder.forward_global(v)) for v in views[:2]]
@@ -119,7 +120,8 @@ FORMULA_METHODS = ["byol", "co-byol", "simclr", "co-simclr", "mocov3", "co-mocov
                    "co-vicreg", "bagssl"]
 
 
-@pytest.mark.parametrize("name, readout", [(m, "cls") for m in FORMULA_METHODS] + [("co-byol", "avg"), ("co-dino", "avg")])
+@pytest.mark.parametrize("name, readout",
+                         [(m, "cls") for m in FORMULA_METHODS] + [("co-byol", "avg"), ("co-dino", "avg")])
 def test_each_method_on_a_vit_computes_its_formula(name, readout):
     m, cfg = _method(name, global_readout=readout, head_bn="dino" not in name)
     m.eval()  # heads' BatchNorm on running statistics: every view's output is its own, as in the formulas
@@ -269,7 +271,8 @@ def test_vit_patch_size_is_automatic_from_the_image_size():
 
 
 def test_vit_recipes_name_a_source_for_every_setting():
-    settings = dict((flag, (value, source)) for flag, value, source in recipe_settings("cifar10", "co-dino", "vit_small"))
+    rows = recipe_settings("cifar10", "co-dino", "vit_small")
+    settings = {flag: (value, source) for flag, value, source in rows}
     assert settings["--arch"][0] == "vit_small" and settings["--vit-patch-size"][0] == "4"
     assert settings["--optimizer"][0] == "adamw" and settings["--clip-grad"] == ("3.0", "DINO")
     assert settings["--weight-decay"][0] == "0.04" and settings["--weight-decay-end"][0] == "0.4"
