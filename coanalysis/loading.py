@@ -25,6 +25,7 @@ from coanalysis.formats.arch import infer_arch
 from coanalysis.formats.base import group_keys
 from coanalysis.formats.reading import read_checkpoint
 from coanalysis.trainer import ARCHS, Encoder, UserError, build_encoder, contract
+from coanalysis.zoo import is_zoo_spec, resolve_zoo_spec
 
 __all__ = ["ModelSource", "check_finite_weights", "load_encoder", "nonfinite_tensors"]
 
@@ -109,8 +110,11 @@ def load_encoder(spec: str | Path, *, name: str | None = None, format: str | Non
       model/ema); None takes the format's default.
     - `normalization`: `(mean, std)` or `{"mean", "std"}` replacing the format's default (ImageNet
       statistics for third-party ResNets, the recorded ones for our runs). Inputs stay in [0, 1].
+    `spec` may be `zoo:NAME` (`coanalysis zoo`): the published file, downloaded and verified first.
     Raises `UserError` with a one-line explanation for anything it cannot read safely and exactly.
     """
+    if is_zoo_spec(spec):
+        spec = resolve_zoo_spec(str(spec))
     path = Path(spec).expanduser()
     if not path.exists():
         raise UserError(f"checkpoint {path} does not exist; pass a run directory such as checkpoints/<run> "

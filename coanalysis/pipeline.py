@@ -69,7 +69,9 @@ class Session:
 
 
 def default_name(ckpt: str) -> str:
-    """A checkpoint's display name: its run folder's name, or its file name without suffix."""
+    """A checkpoint's display name: its run folder's name, its file name without suffix, or a zoo name."""
+    if ckpt.startswith("zoo:"):
+        return re.sub(r"[^A-Za-z0-9._+-]", "-", ckpt[4:]) or "model"
     path = Path(ckpt).expanduser()
     if path.name in (META_FILE, ENCODER_FILE, STATE_FILE):
         path = path.parent

@@ -3,7 +3,7 @@
 Each module has `HELP` (one line), `EXAMPLES`, `add_arguments(parser)` and `run(args)`.
 """
 
-from coanalysis.commands import bagssl, compare, demo, erf, inspect, probe, redundancy, report, robustness
+from coanalysis.commands import bagssl, compare, demo, erf, inspect, probe, redundancy, report, robustness, zoo
 
 COMMANDS = {
     "demo": demo,
@@ -15,4 +15,5 @@ COMMANDS = {
     "erf": erf,
     "bagssl": bagssl,
     "report": report,
+    "zoo": zoo,
 }
