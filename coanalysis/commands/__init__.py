@@ -3,7 +3,7 @@
 Each module has `HELP` (one line), `EXAMPLES`, `add_arguments(parser)` and `run(args)`.
 """
 
-from coanalysis.commands import bagssl, compare, demo, erf, inspect, probe, redundancy, report, robustness, zoo
+from coanalysis.commands import bagssl, compare, demo, erf, inspect, probe, redundancy, report, robustness, similarity, zoo
 
 COMMANDS = {
     "demo": demo,
@@ -14,6 +14,7 @@ COMMANDS = {
     "redundancy": redundancy,
     "erf": erf,
     "bagssl": bagssl,
+    "similarity": similarity,
     "report": report,
     "zoo": zoo,
 }

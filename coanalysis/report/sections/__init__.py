@@ -11,7 +11,7 @@ from typing import Callable
 
 from coanalysis.report.data import ReportData
 from coanalysis.report.sections import (appendix, bagssl, clean, corruptions, crops, dropout, erf, models,
-                                        noise, pgd, redundancy)
+                                        noise, pgd, redundancy, similarity)
 from coanalysis.report.sections.base import Details, FigureBlock, Section, Table
 
 SECTIONS: list[Callable[[ReportData], Section | None]] = [
@@ -25,6 +25,7 @@ SECTIONS: list[Callable[[ReportData], Section | None]] = [
     redundancy.build,
     erf.build,
     bagssl.build,
+    similarity.build,
     appendix.build,
 ]
 
