@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from coanalysis.analyses import bagssl, corruptions, crops, dropout, erf, noise, pgd, redundancy
+from coanalysis.analyses import autoattack, bagssl, corruptions, crops, dropout, erf, noise, pgd, redundancy
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,8 @@ ANALYSES: dict[str, Analysis] = {
                         demo=lambda preset: dropout.DropoutProtocol()),
     "pgd": Analysis("pgd", "PGD adversarial robustness (PROTOCOLS 6)", pgd.PGDProtocol, pgd.cells, pgd.run_cell,
                     condition_fields=("linf_eps", "l2_eps"), demo=_pgd_demo),
+    "autoattack": Analysis("autoattack", "AutoAttack adversarial robustness", autoattack.AutoAttackProtocol,
+                           autoattack.cells, autoattack.run_cell, condition_fields=("linf_eps", "l2_eps")),
     "crops": Analysis("crops", "Crop-scale accuracy (PROTOCOLS 7)", crops.CropProtocol, crops.cells, crops.run_cell,
                       condition_fields=("scales",), demo=lambda preset: crops.CropProtocol()),
     "redundancy": Analysis("redundancy", "Redundancy of local representations (PROTOCOLS 8)",

@@ -21,6 +21,7 @@ EXAMPLES = """examples:
   coanalysis robustness --ckpt RUN --only corruptions --corruptions noise,fog --severities 1,3,5 --corruption-workers 8
   coanalysis robustness --ckpt A --ckpt B --only corruptions --corruptions-from data/CIFAR-10-C --baseline A
   coanalysis robustness --ckpt RUN --only pgd --eps linf=0,1/255,4/255 --eps l2=0,0.5 --steps 20 --pgd-n 1000
+  coanalysis robustness --ckpt RUN --only autoattack --aa-eps linf=0,4/255 --aa-version cheap --aa-n 500
   coanalysis report reports/cmp           # then render the comparison
 
 Every cell is saved as soon as it is done: interrupt at any time and re-run the same command to
@@ -29,6 +30,7 @@ cached as uint8 under --corruption-cache, so a second checkpoint on the same dat
 passes. --workers is the DataLoader workers of folder datasets only, as in every command.
 """
 ROBUSTNESS = ("noise", "corruptions", "dropout", "pgd", "crops")
+OPTIONAL = ("autoattack", "shift")  # run only when named in --only
 
 
 FRACTION = Number(float, low=0, high=1, high_open=True)  # dropout fractions, in [0, 1)
@@ -43,7 +45,9 @@ def _floats(text: str, what: str, item: Number = NON_NEGATIVE) -> tuple:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
     g = parser.add_argument_group("analyses")
-    g.add_argument("--only", default=",".join(ROBUSTNESS), help=f"comma-separated analyses: {', '.join(ROBUSTNESS)}")
+    g.add_argument("--only", default=",".join(ROBUSTNESS),
+                   help=f"comma-separated analyses: {', '.join(ROBUSTNESS + OPTIONAL)} "
+                        "(default: all but autoattack and shift)")
     g.add_argument("--baseline", metavar="NAME",
                    help="model (a --name) the corruption errors are relative to (default: the first; "
                         "on ImageNet AlexNet's published errors are shown too)")
@@ -85,23 +89,70 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--restarts", type=COUNT, default=1, help="random restarts; an image is broken if any succeeds")
     g.add_argument("--no-random-start", action="store_true", help="start PGD at the clean image")
     g.add_argument("--pgd-n", type=COUNT, metavar="N", help="attack a seeded subset of N evaluation images (default: all)")
+    g = parser.add_argument_group("AutoAttack (--only autoattack)")
+    g.add_argument("--aa-eps", action="append", metavar="NORM=LIST",
+                   help="budgets of one norm as for --eps (default: linf=0,1/255,4/255 and l2=0.5)")
+    g.add_argument("--aa-version", default="standard", choices=("standard", "cheap"),
+                   help="standard: APGD-CE, APGD-T, FAB-T, Square; cheap: APGD-CE and APGD-T only (default: standard)")
+    g.add_argument("--aa-n", type=COUNT, default=1000, metavar="N",
+                   help="attack a seeded subset of N evaluation images (default: 1000)")
+    g = parser.add_argument_group("distribution shift (--only shift)")
+    g.add_argument("--shift-from", metavar="DIR", help="folder holding imagenet-r/, imagenet-a/, imagenet-sketch/, "
+                                                       "imagenet-v2/, imagenet-3dcc/ (pre-rendered; ImageNet probe)")
+    g.add_argument("--shift-sets", metavar="NAMES", help="comma-separated sets (default: those under --shift-from)")
+    g.add_argument("--shift-n", type=COUNT, metavar="N", help="a seeded subset of N images per cell (default: all)")
     g = parser.add_argument_group("crop scale (PROTOCOLS 7)")
     g.add_argument("--scales", type=NumberList(UNIT_OPEN_LOW), help="crop area fractions (default: 1,0.5,0.25,0.1)")
     add_data_args(parser)
     add_run_args(parser)
 
 
-def _pgd_protocol(args: argparse.Namespace):
-    from coanalysis.analyses.pgd import PGDProtocol
+def _budgets(entries: list[str] | None, flag: str) -> dict[str, tuple[float, ...]]:
+    """`NORM=LIST` options (--eps, --aa-eps) -> {norm: budgets}."""
     from coanalysis.trainer import UserError
 
     budgets: dict[str, tuple[float, ...]] = {}
-    for entry in args.eps or []:
+    for entry in entries or []:
         norm, _, values = entry.partition("=")
         norm = norm.strip().lower()
         if norm not in ("linf", "l2") or not values:
-            raise UserError(f"--eps {entry!r}: write NORM=LIST with NORM linf or l2, e.g. --eps linf=0,1/255")
-        budgets[norm] = _floats(values, f"--eps {norm}")
+            raise UserError(f"{flag} {entry!r}: write NORM=LIST with NORM linf or l2, e.g. {flag} linf=0,1/255")
+        budgets[norm] = _floats(values, f"{flag} {norm}")
+    return budgets
+
+
+def _autoattack_protocol(args: argparse.Namespace):
+    from coanalysis.analyses.autoattack import AutoAttackProtocol
+
+    budgets, base = _budgets(args.aa_eps, "--aa-eps"), AutoAttackProtocol()
+    return AutoAttackProtocol(linf_eps=budgets.get("linf", () if budgets else base.linf_eps),
+                              l2_eps=budgets.get("l2", () if budgets else base.l2_eps), version=args.aa_version,
+                              n=args.aa_n)
+
+
+def _shift_protocol(args: argparse.Namespace, needed: bool):
+    from coanalysis.analyses.shift import ShiftProtocol
+    from coanalysis.shift_sets import SETS, get_set
+    from coanalysis.trainer import UserError
+
+    if not needed:
+        return None
+    if not args.shift_from:
+        raise UserError("--only shift needs --shift-from DIR (a folder holding imagenet-r/, imagenet-a/, ...)")
+    root = Path(args.shift_from).expanduser().resolve()
+    if not root.is_dir():
+        raise UserError(f"--shift-from {root} is not a folder")
+    names = [get_set(s.strip()).name for s in args.shift_sets.split(",") if s.strip()] if args.shift_sets \
+        else [name for name in SETS if (root / name).is_dir()]
+    if not names:
+        raise UserError(f"no distribution-shift set under {root}; expected folders named {', '.join(SETS)}")
+    return ShiftProtocol(root=str(root), sets=tuple(dict.fromkeys(names)), n=args.shift_n, seed=args.seed)
+
+
+def _pgd_protocol(args: argparse.Namespace):
+    from coanalysis.analyses.pgd import PGDProtocol
+
+    budgets = _budgets(args.eps, "--eps")
     base = PGDProtocol()
     return PGDProtocol(linf_eps=budgets.get("linf", () if budgets else base.linf_eps),
                        l2_eps=budgets.get("l2", () if budgets else base.l2_eps), steps=args.steps,
@@ -109,7 +160,7 @@ def _pgd_protocol(args: argparse.Namespace):
                        random_start=not args.no_random_start, restarts=args.restarts, n=args.pgd_n)
 
 
-def protocols(args: argparse.Namespace) -> dict:
+def protocols(args: argparse.Namespace, only: tuple[str, ...] = ()) -> dict:
     """The protocol of each analysis from the command-line options (bad values raise UserError)."""
     from coanalysis.analyses.corruptions import CorruptionProtocol
     from coanalysis.analyses.crops import CropProtocol
@@ -141,7 +192,8 @@ def protocols(args: argparse.Namespace) -> dict:
     scales = args.scales if args.scales is not None else CropProtocol().scales
     return {"noise": NoiseProtocol(sigmas=args.sigmas) if args.sigmas is not None else NoiseProtocol(),
             "corruptions": corruption, "dropout": dropout, "pgd": _pgd_protocol(args),
-            "crops": CropProtocol(scales=scales)}
+            "crops": CropProtocol(scales=scales), "autoattack": _autoattack_protocol(args),
+            "shift": _shift_protocol(args, "shift" in only)}
 
 
 def _replace(protocol, **changes):
@@ -203,10 +255,11 @@ def run(args: argparse.Namespace) -> None:
     from coanalysis.pipeline import make_context, model_names, open_model, run_analysis
 
     only = list(dict.fromkeys(a.strip() for a in args.only.split(",") if a.strip()))
-    unknown = [a for a in only if a not in ROBUSTNESS]
+    unknown = [a for a in only if a not in ROBUSTNESS + OPTIONAL]
     if unknown or not only:
-        raise UserError(f"unknown analysis {', '.join(unknown) or '(none)'} in --only; choose from: {', '.join(ROBUSTNESS)}")
-    chosen = protocols(args)
+        raise UserError(f"unknown analysis {', '.join(unknown) or '(none)'} in --only; choose from: "
+                        f"{', '.join(ROBUSTNESS + OPTIONAL)}")
+    chosen = protocols(args, tuple(only))
     names = model_names(args.ckpt, args.name)
     baseline = args.baseline or names[0]
     if baseline not in names:

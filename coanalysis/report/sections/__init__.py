@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from coanalysis.report.data import ReportData
-from coanalysis.report.sections import (appendix, bagssl, clean, corruptions, crops, dropout, erf, models,
+from coanalysis.report.sections import (appendix, autoattack, bagssl, clean, corruptions, crops, dropout, erf, models,
                                         noise, pgd, redundancy, similarity)
 from coanalysis.report.sections.base import Details, FigureBlock, Section, Table
 
@@ -21,6 +21,7 @@ SECTIONS: list[Callable[[ReportData], Section | None]] = [
     corruptions.build,
     dropout.build,
     pgd.build,
+    autoattack.build,
     crops.build,
     redundancy.build,
     erf.build,

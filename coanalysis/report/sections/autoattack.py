@@ -1,0 +1,45 @@
+"""AutoAttack (pyautoattack): robust accuracy against epsilon, next to PGD's at the same budgets."""
+
+from __future__ import annotations
+
+from coanalysis.figures.autoattack import autoattack_figure
+from coanalysis.figures.pgd import pgd_curve
+from coanalysis.report.data import ReportData
+from coanalysis.report.sections.base import FigureBlock, Section, Table, diff_takeaway
+
+UNIT = {"linf": "/255", "l2": ""}
+NAME = {"linf": "L∞", "l2": "L2"}
+
+
+def build(data: ReportData) -> Section | None:
+    results = data.of("autoattack")
+    if not results:
+        return None
+    p = results[0].protocol
+    n = p["n"] or p["data"]["n"]
+    pgd = {r.model["name"]: r for r in data.of("pgd")}
+    seeds = f"{p['version']} suite ({', '.join(p['attacks'])}), seed {p['seed']}"
+    figures, tables = [], []
+    for norm in ("linf", "l2"):
+        curves = {r.model["name"]: pgd_curve(r, norm) for r in results}
+        curves = {k: v for k, v in curves.items() if v[0]}
+        if not curves:
+            continue
+        figures.append(FigureBlock(f"autoattack-{norm}", autoattack_figure(results, pgd, data.colors, norm),
+                                   f"Robust accuracy under {NAME[norm]} AutoAttack against ε (PGD dashed where run).",
+                                   diff_takeaway(data, curves, "ε", UNIT[norm], n, seeds)))
+        xs = sorted({x for xs, _ in curves.values() for x in xs})
+        rows = []
+        for name, (cx, cy) in curves.items():
+            at = dict(zip(cx, cy))
+            pgd_at = dict(zip(*pgd_curve(pgd[name], norm))) if name in pgd else {}
+            rows.append([name] + [f"{at[x]:.1f}" + (f" (PGD {pgd_at[x]:.1f})" if x in pgd_at else "") if x in at
+                                  else "–" for x in xs])
+        tables.append(Table(["model"] + [f"ε={x:g}{UNIT[norm]}" for x in xs], rows,
+                            f"{NAME[norm]} AutoAttack robust top-1 (%), n = {n}; PGD's number at the same ε in "
+                            "brackets (PGD's subset may differ in size)."))
+    return Section("autoattack", "Adversarial robustness (AutoAttack)",
+                   intro=f"AutoAttack through pyautoattack on probe ∘ encoder, images in [0, 1]: {seeds}. "
+                         "Each attack runs on the images the previous ones left correct; an image counts as robust when it is "
+                         "classified correctly both clean and after the suite; ε = 0 is the clean accuracy.",
+                   figures=figures, tables=tables)

@@ -1,0 +1,58 @@
+"""AutoAttack: epsilon = 0 is the clean accuracy, the suite finds at least what PGD finds, budgets hold."""
+
+from __future__ import annotations
+
+import pytest
+
+from coanalysis.analyses.autoattack import VERSIONS, AutoAttackProtocol, cells, run_cell
+from coanalysis.analyses.pgd import PGDProtocol
+from coanalysis.analyses.pgd import run_cell as run_pgd_cell
+from tests.coanalysis.analysis_encoders import PixelLinear, context, noise_images, wrap
+
+
+def test_cells_follow_pgd_keys_and_versions():
+    protocol = AutoAttackProtocol(linf_eps=(0.0, 1 / 255), l2_eps=(0.5,))
+    assert cells(protocol) == ["linf eps=0", "linf eps=1/255", "l2 eps=0.5"]
+    assert VERSIONS["cheap"] == ("apgd-ce", "apgd-t") and "square" in VERSIONS["standard"]
+    assert protocol.to_json()["attacks"] == ["apgd-ce", "apgd-t", "fab-t", "square"]
+
+
+def _pixel_context():
+    """A 1x1-convolution encoder with a random 4-class probe on 24 noise images: fast to attack."""
+    return context(wrap(PixelLinear(), "pixel-linear"), data=noise_images(24), batch_size=12)
+
+
+def test_eps_zero_is_the_clean_accuracy():
+    ctx = _pixel_context()
+    clean, n = ctx.accuracy()
+    for key in ("linf eps=0", "l2 eps=0"):
+        cell = run_cell(ctx, AutoAttackProtocol(linf_eps=(0.0,), l2_eps=(0.0,), n=None), key)
+        assert cell["accuracy"] == clean == cell["clean_accuracy"] and cell["max_perturbation"] == 0
+        assert cell["n"] == n == 24
+
+
+@pytest.mark.slow  # APGD-CE + APGD-T, 100 iterations each: about 30 s of CPU per norm
+@pytest.mark.parametrize("norm,eps", [("linf", 2 / 255), ("l2", 0.1)])
+def test_autoattack_finds_at_least_what_pgd_finds(norm, eps):
+    ctx = _pixel_context()
+    budgets = {"linf_eps": (eps,), "l2_eps": ()} if norm == "linf" else {"linf_eps": (), "l2_eps": (eps,)}
+    key = cells(AutoAttackProtocol(**budgets))[0]
+    aa = run_cell(ctx, AutoAttackProtocol(**budgets, version="cheap", n=None), key)
+    pgd = run_pgd_cell(ctx, PGDProtocol(**budgets, steps=10), key)
+    assert aa["n"] == pgd["n"] == 24 and aa["clean_accuracy"] == pgd["clean_accuracy"] > 0
+    assert aa["accuracy"] <= pgd["accuracy"] < aa["clean_accuracy"]
+    assert aa["max_perturbation"] <= eps + 1e-6
+
+
+@pytest.mark.parametrize("flags,message", [(["--aa-eps", "linf"], "write NORM=LIST"),
+                                           (["--aa-eps", "l3=0.1"], "write NORM=LIST"),
+                                           (["--aa-eps", "linf=-1"], "must be >= 0"),
+                                           (["--aa-n", "0"], "--aa-n must be at least 1")])
+def test_autoattack_bad_input_is_one_line_exit_2(flags, message, tiny_runs, tmp_path, capsys):
+    from coanalysis.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["robustness", "--ckpt", str(tiny_runs["byol"]), "--only", "autoattack", *flags, "--out", str(tmp_path),
+              "--no-progress"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
