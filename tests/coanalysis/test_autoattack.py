@@ -56,3 +56,22 @@ def test_autoattack_bad_input_is_one_line_exit_2(flags, message, tiny_runs, tmp_
               "--no-progress"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_report_section_shows_autoattack_next_to_pgd(tmp_path):
+    from coanalysis.report.data import ReportData
+    from coanalysis.report.sections import autoattack as section
+    from coanalysis.results import Result, ResultsStore
+
+    store = ResultsStore(tmp_path)
+    model = {"name": "m", "content_hash": "h"}
+    aa_protocol = {**AutoAttackProtocol(linf_eps=(0.0, 1 / 255), l2_eps=()).to_json(), "data": {"n": 8}}
+    for analysis, protocol, accs in (("autoattack", aa_protocol, (0.5, 0.125)),
+                                     ("pgd", {**PGDProtocol().to_json(), "data": {"n": 8}}, (0.5, 0.25))):
+        cells_ = {k: {"norm": "linf", "eps": e, "accuracy": a, "n": 8}
+                  for k, e, a in (("linf eps=0", 0.0, accs[0]), ("linf eps=1/255", 1 / 255, accs[1]))}
+        store.save(Result(analysis=analysis, model=model, protocol=protocol, cells=cells_, environment={},
+                          wall_time_s=0.0, complete=True, expected_cells=2))
+    built = section.build(ReportData.from_folders([tmp_path]))
+    assert [f.name for f in built.figures] == ["autoattack-linf"]
+    assert built.tables[0].rows == [["m", "50.0 (PGD 50.0)", "12.5 (PGD 25.0)"]]
