@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from co_ssl_train import checkpoint as contract
 from co_ssl_train.data import DATASETS, AnyDataset, DatasetInfo, ImageDataset, get_spec, iterate_batches, load_dataset
-from co_ssl_train.data.datasets import UNDECODABLE
+from co_ssl_train.data.datasets import UNDECODABLE, FolderDataset
 from co_ssl_train.data.decode import DECODE_ERRORS, RefusedImage, open_rgb
 from co_ssl_train.device import autocast, resolve_device, resolve_precision
 from co_ssl_train.knn import knn_vote
@@ -23,7 +23,8 @@ from coanalysis.trainer_io import (UserError, atomic_path, package_version, writ
 ENCODER_FILE, META_FILE, STATE_FILE = contract.ENCODER_FILE, contract.META_FILE, contract.STATE_FILE
 
 __all__ = ["ARCHS", "DATASETS", "DECODE_ERRORS", "ENCODER_FILE", "IMAGENET_MEAN", "IMAGENET_STD", "META_FILE",
-           "STATE_FILE", "AnyDataset", "DatasetInfo", "Encoder", "ImageDataset", "RefusedImage", "UNDECODABLE",
+           "STATE_FILE", "AnyDataset", "DatasetInfo", "Encoder", "FolderDataset", "ImageDataset", "RefusedImage",
+           "UNDECODABLE",
            "UserError", "atomic_path", "autocast", "build_encoder", "contract", "get_spec", "iterate_batches",
            "knn_vote", "load_dataset", "open_rgb", "package_version", "resolve_device", "resolve_precision",
            "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from coanalysis.analyses import autoattack, bagssl, corruptions, crops, dropout, erf, noise, pgd, redundancy
+from coanalysis.analyses import autoattack, bagssl, corruptions, crops, dropout, erf, noise, pgd, redundancy, shift
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,8 @@ ANALYSES: dict[str, Analysis] = {
                     condition_fields=("linf_eps", "l2_eps"), demo=_pgd_demo),
     "autoattack": Analysis("autoattack", "AutoAttack adversarial robustness", autoattack.AutoAttackProtocol,
                            autoattack.cells, autoattack.run_cell, condition_fields=("linf_eps", "l2_eps")),
+    "shift": Analysis("shift", "Distribution shift: ImageNet-R, -A, -Sketch, -V2, -3DCC", shift.ShiftProtocol,
+                      shift.cells, shift.run_cell, condition_fields=("sets", "corruptions", "severities")),
     "crops": Analysis("crops", "Crop-scale accuracy (PROTOCOLS 7)", crops.CropProtocol, crops.cells, crops.run_cell,
                       condition_fields=("scales",), demo=lambda preset: crops.CropProtocol()),
     "redundancy": Analysis("redundancy", "Redundancy of local representations (PROTOCOLS 8)",

@@ -11,7 +11,7 @@ from typing import Callable
 
 from coanalysis.report.data import ReportData
 from coanalysis.report.sections import (appendix, autoattack, bagssl, clean, corruptions, crops, dropout, erf, models,
-                                        noise, pgd, redundancy, similarity)
+                                        noise, pgd, redundancy, shift, similarity)
 from coanalysis.report.sections.base import Details, FigureBlock, Section, Table
 
 SECTIONS: list[Callable[[ReportData], Section | None]] = [
@@ -23,6 +23,7 @@ SECTIONS: list[Callable[[ReportData], Section | None]] = [
     pgd.build,
     autoattack.build,
     crops.build,
+    shift.build,
     redundancy.build,
     erf.build,
     bagssl.build,
