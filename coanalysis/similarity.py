@@ -85,7 +85,8 @@ def layer_features(encoder, data, layers: Sequence[str], *, device: torch.device
                    precision: str, workers: int = 0) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """({layer: pooled features (N, C) float32}, last layer's maps (N, C, h, w) float16, dataset positions (N,))
     of the decodable images of `data`, in its order."""
-    from coanalysis.features import autocast, to_input
+    from coanalysis.features import to_input
+    from coanalysis.trainer import autocast
 
     pooled: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
     last, positions = [], []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coanalysis.figures import new_figure
+from coanalysis.figures.style import new_figure
 from coanalysis.figures.pgd import pgd_curve
 from coanalysis.results import Result
 

@@ -3,7 +3,7 @@ against severity (averaged over its corruptions)."""
 
 from __future__ import annotations
 
-from coanalysis.figures import grouped_bars, new_panels
+from coanalysis.figures.style import grouped_bars, new_panels
 from coanalysis.results import Result
 
 SETS_3DCC = "imagenet-3dcc"

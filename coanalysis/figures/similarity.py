@@ -3,7 +3,7 @@ CKA heatmap, and RankMe of the global features next to that of the local vectors
 
 from __future__ import annotations
 
-from coanalysis.figures import fmt_n, grouped_bars, heatmap, new_panels
+from coanalysis.figures.style import fmt_n, grouped_bars, heatmap, new_panels
 from coanalysis.results import Result
 
 

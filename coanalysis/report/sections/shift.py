@@ -3,7 +3,7 @@ subset each set was scored on."""
 
 from __future__ import annotations
 
-from coanalysis.figures import fmt_n
+from coanalysis.figures.style import fmt_n
 from coanalysis.figures.shift import SETS_3DCC, set_accuracies, severity_curve, severity_figure, sets_figure
 from coanalysis.report.data import ReportData
 from coanalysis.report.sections.base import FigureBlock, Section, Table

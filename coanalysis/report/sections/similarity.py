@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coanalysis.figures import fmt_n
+from coanalysis.figures.style import fmt_n
 from coanalysis.figures.similarity import layers_figure, model_matrix, models_figure, rank_figure
 from coanalysis.report.data import ReportData
 from coanalysis.report.sections.base import FigureBlock, Section, Table
