@@ -46,8 +46,8 @@ def test_autoattack_finds_at_least_what_pgd_finds(norm, eps):
 
 @pytest.mark.parametrize("flags,message", [(["--aa-eps", "linf"], "write NORM=LIST"),
                                            (["--aa-eps", "l3=0.1"], "write NORM=LIST"),
-                                           (["--aa-eps", "linf=-1"], "must be >= 0"),
-                                           (["--aa-n", "0"], "--aa-n must be at least 1")])
+                                           (["--aa-eps", "linf=-1"], "expected a finite number >= 0"),
+                                           (["--aa-n", "0"], "--aa-n: expected an integer of at least 1")])
 def test_autoattack_bad_input_is_one_line_exit_2(flags, message, tiny_runs, tmp_path, capsys):
     from coanalysis.cli import main
 

@@ -98,7 +98,7 @@ def test_report_section_records_the_mapping(tmp_path):
                                            (["--shift-from", "/nonexistent/x"], "is not a folder"),
                                            (["--shift-from", ".", "--shift-sets", "imagenet-z"],
                                             "unknown distribution-shift set 'imagenet-z'"),
-                                           (["--shift-from", ".", "--shift-n", "0"], "--shift-n must be at least 1")])
+                                           (["--shift-from", ".", "--shift-n", "0"], "--shift-n: expected an integer of at least 1")])
 def test_shift_bad_input_is_one_line_exit_2(flags, message, tiny_runs, tmp_path, capsys):
     from coanalysis.cli import main
 
