@@ -74,15 +74,23 @@ class EvalContext:
     @torch.no_grad()
     def accuracy(self, transform: ImageTransform | None = None) -> tuple[float, int]:
         """(top-1 accuracy, n) of the probe on `data`, after `transform` when given."""
-        correct = total = 0
+        correct, _ = self.correctness(transform)
+        return int(correct.sum()) / max(len(correct), 1), len(correct)
+
+    @torch.no_grad()
+    def correctness(self, transform: ImageTransform | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(per-image correctness `(n,)` bool, dataset indices `(n,)`) of the probe on `data`, in
+        the evaluation subset's order, after `transform` when given (see `coanalysis.stats`)."""
+        correct, ids = [], []
         for images, labels, positions in self.data.batches(self.batch_size, self.workers):
             x = to_input(images, self.device)
             if transform is not None:
                 x = transform(x, positions)
-            pred = self.logits(x).argmax(1).cpu()
-            correct += int((pred == labels).sum())
-            total += len(labels)
-        return correct / max(total, 1), total
+            correct.append(self.logits(x).argmax(1).cpu() == labels)
+            ids.append(self.data.indices[positions])
+        if not correct:
+            return torch.zeros(0, dtype=torch.bool), torch.zeros(0, dtype=torch.long)
+        return torch.cat(correct), torch.cat(ids)
 
     # ---- shared by the robustness analyses: the evaluation images and local maps, kept once per context
 
@@ -125,15 +133,22 @@ class EvalContext:
         Batches of `batch_size` in order, as `accuracy` does, so the same images give the same
         count; `transform(x, positions)` is applied to each float batch when given.
         """
-        correct = 0
+        correct = self.correctness_of_images(images, labels, transform, positions)
+        return int(correct.sum()) / max(len(labels), 1), len(labels)
+
+    @torch.no_grad()
+    def correctness_of_images(self, images: torch.Tensor, labels: torch.Tensor,
+                              transform: ImageTransform | None = None,
+                              positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-image correctness `(N,)` bool of `accuracy_of_images`, in the images' order."""
+        out = []
         positions = torch.arange(len(labels)) if positions is None else positions
         for start in range(0, len(labels), self.batch_size):
             x = to_input(images[start:start + self.batch_size], self.device)
             if transform is not None:
                 x = transform(x, positions[start:start + self.batch_size])
-            pred = self.logits(x).argmax(1).cpu()
-            correct += int((pred == labels[start:start + self.batch_size]).sum())
-        return correct / max(len(labels), 1), len(labels)
+            out.append(self.logits(x).argmax(1).cpu() == labels[start:start + self.batch_size])
+        return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
 
     def local_maps(self, n: int | None = None, layer: str | None = None, *, on_device: bool = False) -> LocalMaps:
         """The local maps of the first `n` images of the evaluation subset's seeded permutation (all
@@ -178,12 +193,17 @@ class EvalContext:
         """(top-1, n) of the probe on `pool(maps, positions) -> (B, C)` global features of the
         local maps, in chunks of `batch_size`, under the inference autocast; the probe itself
         runs in float32 as in `logits`."""
+        correct = self.correctness_from_maps(pool)
+        return int(correct.sum()) / max(len(correct), 1), len(correct)
+
+    @torch.no_grad()
+    def correctness_from_maps(self, pool: MapPooling) -> torch.Tensor:
+        """Per-image correctness `(N,)` bool of `accuracy_from_maps`, in the maps' order."""
         local = self.local_maps(on_device=True)
-        correct = 0
+        out = []
         for start in range(0, len(local.labels), self.batch_size):
             chunk = slice(start, start + self.batch_size)
             with autocast(self.device, self.precision):
                 features = pool(local.maps[chunk], local.positions[chunk])
-            pred = self.probe(features.float()).argmax(1).cpu()
-            correct += int((pred == local.labels[chunk]).sum())
-        return correct / max(len(local.labels), 1), len(local.labels)
+            out.append(self.probe(features.float()).argmax(1).cpu() == local.labels[chunk])
+        return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)

@@ -114,14 +114,20 @@ def mean_cell_accuracy(cells: dict[str, dict[str, Any]]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def summary_table(clean: dict[str, float], results: dict[str, dict[str, Any]]) -> list[str]:
-    """Terminal lines: per model, probe top-1 and each analysis's mean top-1 over its conditions."""
+def summary_table(clean: dict[str, float], results: dict[str, dict[str, Any]],
+                  intervals: dict[str, tuple[float, float] | None] | None = None,
+                  seeds: dict[str, int] | None = None) -> list[str]:
+    """Terminal lines: per model, probe top-1 (with its 95% image-bootstrap interval when given)
+    and each analysis's mean top-1 over its conditions; then how many seeds each model rests on."""
     analyses = [a for a in dict.fromkeys(a for per in results.values() for a in per)
                 if any(mean_cell_accuracy(results[m][a].cells) is not None for m in results if a in results[m])]
     width = max([len(m) for m in clean] + [5])
-    lines = [f"{'model':{width}s}  {'clean':>7s}" + "".join(f"  {a:>11s}" for a in analyses)]
+    intervals = intervals or {}
+    lines = [f"{'model':{width}s}  {'clean [95% CI]':>20s}" + "".join(f"  {a:>11s}" for a in analyses)]
     for model, acc in clean.items():
-        row = f"{model:{width}s}  {100 * acc:6.1f}%"
+        iv = intervals.get(model)
+        text = f"{100 * acc:.1f}%" + (f" [{100 * iv[0]:.1f}, {100 * iv[1]:.1f}]" if iv else "")
+        row = f"{model:{width}s}  {text:>20s}"
         for a in analyses:
             r = results[model].get(a)
             mean = mean_cell_accuracy(r.cells) if r is not None else None
@@ -129,12 +135,23 @@ def summary_table(clean: dict[str, float], results: dict[str, dict[str, Any]]) -
         lines.append(row)
     if analyses:
         counts = {a: len(per[a].cells) for per in reversed(list(results.values())) for a in per}
-        lines.append("clean: linear-probe top-1; then each analysis's mean top-1 over its conditions ("
+        lines.append("clean: linear-probe top-1 [95% image-bootstrap interval]; then each analysis's mean top-1 over "
+                     "its conditions ("
                      + ", ".join(f"{a}: {counts[a]}" for a in analyses) + ")")
         if "redundancy" in analyses:
             lines.append("redundancy: the probe's top-1 when it is given one local vector (centre, random) instead "
                          "of the global one; its correlations are in the takeaways")
+    if seeds is not None:
+        counts = sorted(set(seeds.values()))
+        lines.append("seeds per model: " + ", ".join(f"{m} {seeds.get(m, 1)}" for m in clean)
+                     + ("; one seed: training noise not measured" if counts == [1] else ""))
     return lines
+
+
+def _probe_interval(result: Any) -> tuple[float, float] | None:
+    """The stored 95% interval of a probe result's accuracy (None before result schema 3)."""
+    cell = next(iter(result.cells.values()), {}) if result is not None else {}
+    return tuple(cell["interval"]) if cell.get("interval") else None
 
 
 def run_demo(name: str = "demo", preset_name: str = "cpu", *, data_root: str | None = None, download: bool = False,
@@ -203,7 +220,8 @@ def run_demo(name: str = "demo", preset_name: str = "cpu", *, data_root: str | N
     clock.finish()
     wall = clock.elapsed
 
-    print("\n" + "\n".join(summary_table(clean, done)))
+    intervals = {m: _probe_interval(data.results.get((m, "probe"))) for m in clean}
+    print("\n" + "\n".join(summary_table(clean, done, intervals, data.seeds)))
     print(f"(Fashion-MNIST test images: n = {n_eval}; device {session.env['device']})")
     if rendered.takeaways:
         print("\ntakeaways (computed from the results):")

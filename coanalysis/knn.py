@@ -38,15 +38,21 @@ class KNNProtocol:
         return {**data, "ks": list(self.ks), "similarity": "cosine", "vote": "sum of exp(cos / T) per class"}
 
 
-def knn_accuracy(train: Features, test: Features, num_classes: int, protocol: KNNProtocol = KNNProtocol(),
-                 device: torch.device | str = "cpu") -> dict[str, float]:
-    """Top-1 accuracy per k, keyed "k=20", ... (labelled images only; correct / n)."""
+def knn_correctness(train: Features, test: Features, num_classes: int, protocol: KNNProtocol = KNNProtocol(),
+                    device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """Per-image correctness `(M,)` bool of the labelled test images, per k, keyed "k=20", ..."""
     keep_train, keep_test = train.labels >= 0, test.labels >= 0
     if int(keep_train.sum()) == 0:
         raise UserError("the kNN readout needs labelled training images")
     preds = knn_vote(train.features[keep_train].to(device), train.labels[keep_train].to(device),
-                        test.features[keep_test].to(device), num_classes, protocol.ks, protocol.temperature,
-                        protocol.chunk_size)
+                     test.features[keep_test].to(device), num_classes, protocol.ks, protocol.temperature,
+                     protocol.chunk_size)
     labels = test.labels[keep_test]
-    n = max(int(keep_test.sum()), 1)
-    return {f"k={k}": int((pred.cpu() == labels).sum()) / n for k, pred in preds.items()}
+    return {f"k={k}": pred.cpu() == labels for k, pred in preds.items()}
+
+
+def knn_accuracy(train: Features, test: Features, num_classes: int, protocol: KNNProtocol = KNNProtocol(),
+                 device: torch.device | str = "cpu") -> dict[str, float]:
+    """Top-1 accuracy per k, keyed "k=20", ... (labelled images only; correct / n)."""
+    return {k: int(c.sum()) / max(len(c), 1)
+            for k, c in knn_correctness(train, test, num_classes, protocol, device).items()}

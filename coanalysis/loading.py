@@ -24,6 +24,7 @@ from coanalysis.formats import detect, get_format
 from coanalysis.formats.arch import infer_arch
 from coanalysis.formats.base import group_keys
 from coanalysis.formats.reading import read_checkpoint
+from coanalysis.readout import apply_readout
 from coanalysis.trainer import ARCHS, Encoder, UserError, build_encoder, contract
 from coanalysis.zoo import is_zoo_spec, resolve_zoo_spec
 
@@ -53,11 +54,13 @@ class ModelSource:
     normalization: dict | None = None  # {"mean": [...], "std": [...]} inside the encoder
     adjustments: dict = field(default_factory=dict)  # module changes beyond the arch (e.g. conv1_padding)
     dropped: tuple[str, ...] = field(default=(), compare=False)  # every key left out (inspect shows them)
+    readout: dict | None = None  # how images become the representation (coanalysis.readout); None: global average
 
     def loading(self) -> dict[str, Any]:
         """Everything besides the file that decides what the encoder computes (cache and probe identity)."""
         return {"format": self.format, "branch": self.branch, "arch": self.arch, "arch_kwargs": self.arch_kwargs,
-                "normalization": self.normalization, "adjustments": self.adjustments}
+                "normalization": self.normalization, "adjustments": self.adjustments,
+                **({"readout": self.readout} if self.readout and self.readout.get("kind") != "global-average" else {})}
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -101,7 +104,7 @@ def _set_normalization(encoder: Encoder, mean: Sequence[float], std: Sequence[fl
 
 
 def load_encoder(spec: str | Path, *, name: str | None = None, format: str | None = None, arch: str | None = None,
-                 branch: str | None = None, normalization: Any = None) -> Encoder:
+                 branch: str | None = None, normalization: Any = None, readout: str = "auto") -> Encoder:
     """A ready encoder (eval mode) from a co-ssl run directory or any supported ResNet checkpoint.
 
     - `format`: a `coanalysis.formats.FORMATS` name; None detects it from the file's keys.
@@ -110,6 +113,9 @@ def load_encoder(spec: str | Path, *, name: str | None = None, format: str | Non
       model/ema); None takes the format's default.
     - `normalization`: `(mean, std)` or `{"mean", "std"}` replacing the format's default (ImageNet
       statistics for third-party ResNets, the recorded ones for our runs). Inputs stay in [0, 1].
+    - `readout`: `auto` reads a BagSSL run through its recorded bag of patches
+      (`coanalysis.readout`), every other encoder through `forward_global`; `global` forces the
+      plain global readout; `bag` requires the recorded bag readout. Recorded in `source.readout`.
     `spec` may be `zoo:NAME` (`coanalysis zoo`): the published file, downloaded and verified first.
     Raises `UserError` with a one-line explanation for anything it cannot read safely and exactly.
     """
@@ -138,6 +144,12 @@ def load_encoder(spec: str | Path, *, name: str | None = None, format: str | Non
         _set_normalization(encoder, *norm)
         encoder.source = dataclasses.replace(encoder.source, normalization=encoder.normalization(),
                                              notes=encoder.source.notes + ("normalization set by the caller",))
+    source = encoder.source
+    encoder, record = apply_readout(encoder, source.meta, readout)
+    notes = source.notes + ((f"read through the bag of {record['patch_size']} px patches at stride {record['stride']} "
+                             "recorded in meta.json (--readout global for the plain global one)",)
+                            if record["kind"] == "bag-of-patches" else ())
+    encoder.source = dataclasses.replace(source, readout=record, notes=notes)
     return encoder.eval()
 
 

@@ -24,12 +24,13 @@ from coanalysis.context import EvalContext
 from coanalysis.corruption.settings import CorruptionSettings
 from coanalysis.environment import environment
 from coanalysis.features import EvalData, FeatureCache, Features, extract_features
-from coanalysis.knn import KNNProtocol, knn_accuracy
+from coanalysis.knn import KNNProtocol, knn_correctness
 from coanalysis.trainer import (ENCODER_FILE, META_FILE, STATE_FILE, AnyDataset, Encoder, UserError, get_spec,
                                 load_dataset, resolve_device, resolve_precision)
 from coanalysis.loading import check_finite_weights, load_encoder
 from coanalysis.probe import LinearProbe, ProbeProtocol, fit_probe, load_probe, probe_accuracy, save_probe
 from coanalysis.results import Result, ResultsStore, check_model_name, normalized
+from coanalysis.stats import correctness_record
 
 
 @dataclass
@@ -132,6 +133,16 @@ def eval_data(session: Session, encoder: Encoder) -> EvalData:
     return EvalData.from_dataset(load_split(session, name, spec.eval_split, size), session.n, session.seed)
 
 
+def _feature_ids(data: EvalData, feats: Features):
+    """The dataset indices of the labelled features, in order (features follow the evaluation
+    subset's order, undecodable files dropped); when some were dropped and the cache does not say
+    which, the labels in order stand in as the images' identity."""
+    keep = feats.labels >= 0
+    if len(feats.labels) == len(data):
+        return data.indices[keep].numpy()
+    return feats.labels[keep].numpy()
+
+
 def ensure_probe(session: Session, encoder: Encoder, test: EvalData,
                  protocol: ProbeProtocol | None = None) -> tuple[LinearProbe, dict[str, Any], float]:
     """(probe, its fit identity, its accuracy on `test`): reused when the saved probe was fitted on
@@ -184,17 +195,23 @@ def _ensure_probe(session: Session, encoder: Encoder, test: EvalData,
     cell = dict(cells.get(key, {}))
     knn_protocol = normalized(session.knn.to_json()) if session.knn is not None else None
     changed = False
-    if "accuracy" not in cell:
+    if "accuracy" not in cell or "correct" not in cell:  # results before schema 3 gain their per-image record
         test_feats = features(test)
-        cell.update(accuracy=probe_accuracy(probe, test_feats), n=int((test_feats.labels >= 0).sum()),
-                    data=test.describe())
+        keep = test_feats.labels >= 0
+        labelled = _feature_ids(test, test_feats)
+        correct = probe(test_feats.features[keep]).argmax(1) == test_feats.labels[keep]
+        cell.update(accuracy=probe_accuracy(probe, test_feats), n=int(keep.sum()), data=test.describe(),
+                    **correctness_record(correct.numpy(), labelled))
         if test.skipped:  # named in the results, as the corruption cells do
             cell.update(undecodable_count=len(test.skipped), undecodable=test.skipped_files()[:50])
         changed = True
-    if knn_protocol is not None and cell.get("knn_protocol") != knn_protocol:
+    if knn_protocol is not None and (cell.get("knn_protocol") != knn_protocol or "knn_correct" not in cell):
         t_knn = time.perf_counter()
-        cell["knn"] = knn_accuracy(features(train), features(test), train.info.num_classes, session.knn,
-                                   device=session.device)
+        knn = knn_correctness(features(train), features(test), train.info.num_classes, session.knn,
+                              device=session.device)
+        ids = _feature_ids(test, features(test))
+        cell["knn"] = {k: int(c.sum()) / max(len(c), 1) for k, c in knn.items()}
+        cell["knn_correct"] = {k: {"n": len(c), **correctness_record(c.numpy(), ids)} for k, c in knn.items()}
         cell["knn_protocol"] = knn_protocol
         cell["knn_seconds"] = round(time.perf_counter() - t_knn, 3)
         changed = True

@@ -22,7 +22,9 @@ from coanalysis.trainer_io import UserError, write_json_atomic
 # Result schema history; each step has an upgrade function in `_UPGRADES`.
 #   1: the first release.
 #   2: adds `written`, the UTC time at which the record was made (None when upgraded from 1).
-SCHEMA_VERSION = 2
+#   3: accuracy cells carry per-image correctness (`correct`, packed bits), the images' digest
+#      (`images`) and a bootstrap `interval` (coanalysis.stats); redundancy stores `r_null`.
+SCHEMA_VERSION = 3
 MODEL_FILE = "model.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
@@ -102,8 +104,12 @@ def _upgrade_1_to_2(data: dict[str, Any]) -> str:
     return "no record time (schema 1 did not store one)"
 
 
+def _upgrade_2_to_3(data: dict[str, Any]) -> str:
+    return "no per-image correctness (schema 2 did not store it): no intervals or paired differences"
+
+
 # version v -> function that turns a v record into a v + 1 record in place and says what it patched
-_UPGRADES: dict[int, Callable[[dict[str, Any]], str]] = {1: _upgrade_1_to_2}
+_UPGRADES: dict[int, Callable[[dict[str, Any]], str]] = {1: _upgrade_1_to_2, 2: _upgrade_2_to_3}
 
 
 def upgrade_result(data: dict[str, Any], source: str,

@@ -11,6 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from coanalysis import stats
 from coanalysis.results import Result, ResultsStore
 
 ENV = {"versions": {"co-ssl": "0.1.0", "torch": "2.15.0"}, "device": "cpu: test, 2 threads"}
@@ -33,10 +34,24 @@ def probe_result(model: dict[str, Any], accuracy: float) -> Result:
                   summary={"train_accuracy": 0.95, "weight_decay": 0.001})
 
 
-def noise_result(model: dict[str, Any], accuracies: dict[float, float], expected: int | None = None) -> Result:
-    """A noise result with accuracy `accuracies[sigma]` (fractions) per sigma."""
+def correct_record(accuracy: float, n: int) -> dict[str, Any]:
+    """Per-image fields of a cell with accuracy `accuracy` on images 0..n-1: the first
+    round(accuracy n) images of one fixed order are correct, so a higher accuracy is correct on a
+    superset of the images of a lower one (known paired differences)."""
+    import numpy as np
+
+    correct = np.zeros(n, dtype=bool)
+    correct[np.random.default_rng(0).permutation(n)[:round(accuracy * n)]] = True
+    return stats.correctness_record(correct, np.arange(n))
+
+
+def noise_result(model: dict[str, Any], accuracies: dict[float, float], expected: int | None = None,
+                 per_image: bool = True) -> Result:
+    """A noise result with accuracy `accuracies[sigma]` (fractions) per sigma, with per-image
+    records (`correct_record`) unless `per_image` is False (a schema-2 style result)."""
     sigmas = sorted(accuracies)
-    cells = {f"sigma={s:g}": {"sigma": s, "accuracy": a, "n": 10000, "wall_time_s": 1.0}
+    cells = {f"sigma={s:g}": {"sigma": s, "accuracy": a, "n": 10000, "wall_time_s": 1.0,
+                              **(correct_record(a, 10000) if per_image else {})}
              for s, a in sorted(accuracies.items())}
     return Result(analysis="noise", model=model, protocol={"sigmas": sigmas, "seed": 0, "data": DATA,
                                                              "precision": "fp32"},

@@ -36,7 +36,7 @@ from coanalysis.local_features import subset
 from coanalysis.probe import accuracy
 from coanalysis.seeding import per_image_generator
 
-SAMPLING = ("grid", "random")
+SAMPLING = ("grid", "stride", "random")
 FEEDS = ("resize", "native")
 
 
@@ -87,10 +87,29 @@ def grid_offsets(size: int, patch: int) -> list[int]:
     return [round(k * (size - patch) / (n - 1)) for k in range(n)]
 
 
+def stride_offsets(size: int, patch: int) -> list[int]:
+    """The trainer's bag-readout grid along one side: offsets 0, s/2, 2 s/2, ... up to size - s
+    (`co_ssl_train.methods.bagssl.bag_of_patches`, stride `max(1, s // 2)`)."""
+    return list(range(0, size - patch + 1, max(1, patch // 2)))
+
+
+def readout_protocol(readout: dict | None, image_size: int, **overrides: Any) -> "BagSSLProtocol":
+    """The protocol matching a checkpoint's recorded bag readout (its patch size first, the
+    trainer's half-stride grid, native feed) when it has one, else the defaults; `overrides`
+    (options the user gave) win."""
+    sizes = default_patch_sizes(image_size)
+    if readout and readout.get("kind") == "bag-of-patches":
+        own = int(readout["patch_size"])
+        base = {"patch_sizes": (own,) + tuple(s for s in sizes if s != own), "sampling": "stride", "feed": "native"}
+    else:
+        base = {"patch_sizes": sizes}
+    return BagSSLProtocol(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
+
+
 def patch_offsets(protocol: BagSSLProtocol, size: int, patch: int, indices: torch.Tensor) -> torch.Tensor:
     """`(B, K, 2)` top-left (row, column) offsets of the patches of each image (dataset `indices` `(B,)`)."""
-    if protocol.sampling == "grid":
-        offs = grid_offsets(size, patch)
+    if protocol.sampling in ("grid", "stride"):
+        offs = grid_offsets(size, patch) if protocol.sampling == "grid" else stride_offsets(size, patch)
         grid = torch.tensor([(r, c) for r in offs for c in offs])
         return grid.expand(len(indices), -1, -1)
     out = torch.empty((len(indices), protocol.patches_per_image, 2), dtype=torch.long)
@@ -135,7 +154,10 @@ def run_cell(ctx: EvalContext, protocol: BagSSLProtocol, key: str) -> dict[str, 
         raise UserError(f"patch size {patch} px is larger than the {size} px images; choose sizes up to {size}")
     whole_bag, whole_patch, labels, preds = [], [], [], {"global": [], "bag": [], "patch": []}
     k = None
-    per_image = len(grid_offsets(size, patch)) ** 2 if protocol.sampling == "grid" else protocol.patches_per_image
+    per_image = {"grid": len(grid_offsets(size, patch)) ** 2, "stride": len(stride_offsets(size, patch)) ** 2}.get(
+        protocol.sampling, protocol.patches_per_image)
+    # a BagSSL checkpoint read through its bag: whole images and patches go through the plain encoder
+    encoder = getattr(ctx.encoder, "plain", ctx.encoder)
     images_per_batch = max(1, ctx.batch_size // per_image)  # about one inference batch of patches at a time
     from tqdm import tqdm
 
@@ -143,9 +165,9 @@ def run_cell(ctx: EvalContext, protocol: BagSSLProtocol, key: str) -> dict[str, 
                                desc=f"bagssl {patch}px") as bar:
         for images, y, positions in data.batches(images_per_batch, ctx.workers):
             x = to_input(images, ctx.device)
-            whole = forward_global(ctx.encoder, x, ctx.precision)  # (B, C)
+            whole = forward_global(encoder, x, ctx.precision)  # (B, C)
             offsets = patch_offsets(protocol, size, patch, data.indices[positions])
-            parts = bag_features(ctx.encoder, x, offsets, patch, protocol.feed, ctx.precision, ctx.batch_size)
+            parts = bag_features(encoder, x, offsets, patch, protocol.feed, ctx.precision, ctx.batch_size)
             k = parts.shape[1]
             bag = parts.mean(1)
             whole_bag.append(F.cosine_similarity(whole, bag, dim=-1).cpu())
@@ -159,11 +181,12 @@ def run_cell(ctx: EvalContext, protocol: BagSSLProtocol, key: str) -> dict[str, 
     labels_t = torch.cat(labels)
     out: dict[str, Any] = {"patch_size": patch, "patches_per_image": k, "image_size": size, "n": len(labels_t),
                            "sampling": protocol.sampling, "feed": protocol.feed,
+                           "readout": ctx.encoder.source.readout if hasattr(ctx.encoder, "source") else None,
                            "cos_whole_bag": summary(torch.cat(whole_bag), protocol.bootstrap, protocol.seed + patch),
                            "cos_whole_patch": summary(torch.cat(whole_patch), protocol.bootstrap,
                                                       protocol.seed + patch + 1)}
-    if protocol.sampling == "grid":
-        out["grid_offsets"] = grid_offsets(size, patch)
+    if protocol.sampling in ("grid", "stride"):
+        out["grid_offsets"] = grid_offsets(size, patch) if protocol.sampling == "grid" else stride_offsets(size, patch)
     if ctx.probe is not None:
         out["global_accuracy"] = accuracy(torch.cat(preds["global"]), labels_t)
         out["bag_accuracy"] = accuracy(torch.cat(preds["bag"]), labels_t)

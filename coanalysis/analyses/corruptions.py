@@ -26,6 +26,7 @@ from coanalysis.corruption.provider import CorruptionProvider
 from coanalysis.corruption.settings import default_corruption_cache
 from coanalysis.corruption.sources import make_source
 from coanalysis.derived.corruptions import cell_key, parse_key
+from coanalysis.stats import correctness_record
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,11 @@ def run_cell(ctx: EvalContext, protocol: CorruptionProtocol, key: str) -> dict[s
         if following is not None:  # generate the first corrupted cell while the clean one is classified
             _provider(ctx, protocol).prefetch(*parse_key(following))
         subset = ctx.images(protocol.n)
-        acc, n = ctx.accuracy_of_images(subset.images, subset.labels)
-        cell = {"accuracy": acc, "n": n, "num_classes": ctx.data.info.num_classes,
-                "image_size": ctx.data.info.image_size}
+        correct = ctx.correctness_of_images(subset.images, subset.labels)
+        n = len(correct)
+        cell = {"accuracy": int(correct.sum()) / max(n, 1), "n": n, "num_classes": ctx.data.info.num_classes,
+                "image_size": ctx.data.info.image_size,
+                **correctness_record(correct.numpy(), ctx.data.indices[subset.positions].numpy())}
         skipped = ctx.data.skipped_files()
         if skipped:
             cell.update(undecodable_count=len(skipped), undecodable=skipped[:50])
@@ -87,5 +90,11 @@ def run_cell(ctx: EvalContext, protocol: CorruptionProtocol, key: str) -> dict[s
     if not isinstance(got, Corrupted):
         return {"corruption": corruption, "severity": severity, "accuracy": None, "n": 0, "missing": True,
                 "reason": got.reason}
-    acc, n = ctx.accuracy_of_images(got.images, got.labels)
-    return {"corruption": corruption, "severity": severity, "accuracy": acc, "n": n, **got.notes}
+    correct = ctx.correctness_of_images(got.images, got.labels)
+    n = len(correct)
+    # generated cells hold the clean subset's images in its order; a pre-rendered set is identified
+    # by its labels in file order (the same set and protocol give the same order for every model)
+    ids = ctx.data.indices[ctx.images(protocol.n).positions] if protocol.source == "imagecorruptions" else got.labels
+    return {"corruption": corruption, "severity": severity, "accuracy": int(correct.sum()) / max(n, 1), "n": n,
+            **got.notes, **correctness_record(correct.numpy(), ids.numpy())}
+

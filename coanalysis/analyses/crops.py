@@ -18,6 +18,7 @@ import torch
 
 from coanalysis.context import EvalContext
 from coanalysis.seeding import per_image_generator
+from coanalysis.stats import correctness_record
 
 SCALES = (1.0, 0.5, 0.25, 0.1)
 
@@ -68,6 +69,7 @@ def random_crops(x: torch.Tensor, scale: float, seed: int, positions: torch.Tens
 
 def run_cell(ctx: EvalContext, protocol: CropProtocol, key: str) -> dict[str, Any]:
     scale = protocol.scales[cells(protocol).index(key)]
-    acc, n = ctx.accuracy(lambda x, pos: random_crops(x, scale, protocol.seed, pos))
-    side = ctx.data.info.image_size
-    return {"scale": scale, "accuracy": acc, "n": n, "crop_side": crop_side(scale, side), "image_size": side}
+    correct, ids = ctx.correctness(lambda x, pos: random_crops(x, scale, protocol.seed, pos))
+    n, side = len(correct), ctx.data.info.image_size
+    return {"scale": scale, "accuracy": int(correct.sum()) / max(n, 1), "n": n, "crop_side": crop_side(scale, side),
+            "image_size": side, **correctness_record(correct.numpy(), ids.numpy())}

@@ -25,6 +25,7 @@ import torch
 
 from coanalysis.context import EvalContext
 from coanalysis.seeding import image_seed
+from coanalysis.stats import correctness_record
 
 SINGLE = "1-1/hw"  # the spatial p that keeps a single position
 SPATIAL_PS: tuple[float | str, ...] = (0.0, 0.25, 0.5, 0.75, 0.9, SINGLE)
@@ -168,7 +169,7 @@ def run_cell(ctx: EvalContext, protocol: DropoutProtocol, key: str) -> dict[str,
         if ctx.map_channel_std is None:
             ctx.map_channel_std = channel_std(maps)
         cell.update(alpha=float(value), mean_channel_std=float(ctx.map_channel_std.mean()))
-    accuracies, n = [], 0
+    accuracies, rows, n = [], [], 0
     for mask in range(protocol.masks):
         condition = zlib.crc32(f"{key}#{mask}".encode())
         if kind == "spatial":
@@ -177,10 +178,15 @@ def run_cell(ctx: EvalContext, protocol: DropoutProtocol, key: str) -> dict[str,
             pool = channel_pooling(float(value), protocol.seed, condition)
         else:
             pool = noise_pooling(float(value), ctx.map_channel_std, protocol.seed, condition)
-        acc, n = ctx.accuracy_from_maps(pool)
-        accuracies.append(acc)
+        correct = ctx.correctness_from_maps(pool)
+        n = len(correct)
+        rows.append(correct)
+        accuracies.append(int(correct.sum()) / max(n, 1))
     # the mean from the counts, so equal counts give exactly the clean accuracy
     mean = sum(round(a * n) for a in accuracies) / max(len(accuracies) * n, 1)
     cell.update(accuracies=accuracies, mean=mean, accuracy=mean, n=n, masks=protocol.masks,
                 std=statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0)
+    # one row of per-image correctness per mask: the interval resamples masks and images
+    ids = ctx.local_maps(on_device=True).indices
+    cell.update(correctness_record(torch.stack(rows).numpy(), ids.numpy()))
     return cell

@@ -16,6 +16,7 @@ import torch
 
 from coanalysis.context import EvalContext
 from coanalysis.seeding import per_image_normal
+from coanalysis.stats import correctness_record
 
 SIGMAS = (0.0, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5)
 
@@ -49,5 +50,7 @@ def condition(sigma: float) -> int:
 
 def run_cell(ctx: EvalContext, protocol: NoiseProtocol, key: str) -> dict[str, Any]:
     sigma = protocol.sigmas[cells(protocol).index(key)]
-    acc, n = ctx.accuracy(lambda x, pos: add_noise(x, sigma, protocol.seed, condition(sigma), pos))
-    return {"sigma": sigma, "accuracy": acc, "n": n}
+    correct, ids = ctx.correctness(lambda x, pos: add_noise(x, sigma, protocol.seed, condition(sigma), pos))
+    n = len(correct)
+    return {"sigma": sigma, "accuracy": int(correct.sum()) / max(n, 1), "n": n,
+            **correctness_record(correct.numpy(), ids.numpy())}

@@ -31,6 +31,7 @@ from coanalysis.context import EvalContext
 from coanalysis.features import to_input
 from coanalysis.probe import ProbedEncoder
 from coanalysis.seeding import image_seed
+from coanalysis.stats import correctness_record
 from coanalysis.trainer import autocast
 
 LINF_EPS: tuple[float, ...] = (0.0, 0.25 / 255, 0.5 / 255, 1 / 255, 2 / 255, 4 / 255)
@@ -120,7 +121,13 @@ def frozen(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-def run_cell(ctx: EvalContext, protocol: PGDProtocol, key: str) -> dict[str, Any]:
+CONVERGENCE_POINTS = 1.0  # PROTOCOLS 12: flag the largest epsilon when 2x the steps moves it by more
+
+
+def _attack(ctx: EvalContext, protocol: PGDProtocol, key: str,
+            steps: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(robust `(n,)` bool, clean-correct `(n,)` bool, largest perturbation) of one cell's attack
+    with `steps` steps, on the seeded subset of `protocol.n` images."""
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # foolbox imports GitPython
     import foolbox as fb
 
@@ -128,14 +135,14 @@ def run_cell(ctx: EvalContext, protocol: PGDProtocol, key: str) -> dict[str, Any
     model = AttackedModel(ProbedEncoder(ctx.encoder, ctx.probe), ctx.precision).eval()
     fmodel = fb.PyTorchModel(model, bounds=(0, 1), device=ctx.device)
     attack_type = fb.attacks.LinfPGD if norm == "linf" else fb.attacks.L2PGD
-    attack = attack_type(steps=protocol.steps, rel_stepsize=protocol.rel_stepsize,
+    attack = attack_type(steps=steps, rel_stepsize=protocol.rel_stepsize,
                          abs_stepsize=protocol.abs_stepsize, random_start=protocol.random_start)
     if protocol.restarts > 1:
         attack = attack.repeat(protocol.restarts)
     subset = ctx.images(protocol.n)
     condition = zlib.crc32(key.encode())
     devices = [ctx.device.index or 0] if ctx.device.type == "cuda" else []
-    clean = robust = 0
+    robust, clean = [], []
     largest = 0.0
     with frozen(model):
         for start in range(0, len(subset), ctx.batch_size):
@@ -148,9 +155,32 @@ def run_cell(ctx: EvalContext, protocol: PGDProtocol, key: str) -> dict[str, Any
                 torch.manual_seed(image_seed(protocol.seed, condition, int(subset.positions[start])))
                 _, clipped, success = attack(fmodel, x, y, epsilons=[eps])
             largest = max(largest, float(perturbation_norms(x, clipped[0], norm).max()))
-            clean += int(correct.sum())
-            robust += int((correct & ~success[0]).sum())
-    n = len(subset)
-    return {"norm": norm, "eps": eps, "eps_label": eps_label(norm, eps), "accuracy": robust / max(n, 1),
-            "clean_accuracy": clean / max(n, 1), "n": n, "max_perturbation": largest,
-            "batch_size": ctx.batch_size}
+            clean.append(correct.cpu())
+            robust.append((correct & ~success[0]).cpu())
+    if not robust:
+        return torch.zeros(0, dtype=torch.bool), torch.zeros(0, dtype=torch.bool), 0.0
+    return torch.cat(robust), torch.cat(clean), largest
+
+
+def run_cell(ctx: EvalContext, protocol: PGDProtocol, key: str) -> dict[str, Any]:
+    """One (norm, epsilon) cell; the largest epsilon of each norm also runs at 2x the steps
+    (PROTOCOLS 12 convergence check) and is flagged when the two differ by more than 1 point."""
+    norm, eps = _norm_eps(protocol, key)
+    robust, clean, largest = _attack(ctx, protocol, key, protocol.steps)
+    subset = ctx.images(protocol.n)
+    n = len(robust)
+    accuracy = int(robust.sum()) / max(n, 1)
+    cell = {"norm": norm, "eps": eps, "eps_label": eps_label(norm, eps), "accuracy": accuracy,
+            "clean_accuracy": int(clean.sum()) / max(n, 1), "n": n, "max_perturbation": largest,
+            "batch_size": ctx.batch_size,
+            **correctness_record(robust.numpy(), ctx.data.indices[subset.positions].numpy())}
+    values = protocol.linf_eps if norm == "linf" else protocol.l2_eps
+    if eps > 0 and eps == max(values):
+        longer, _, _ = _attack(ctx, protocol, key, 2 * protocol.steps)
+        acc2 = int(longer.sum()) / max(n, 1)
+        cell["convergence"] = {"steps": 2 * protocol.steps, "accuracy": acc2,
+                               "difference_points": 100 * (accuracy - acc2),
+                               "flagged": abs(accuracy - acc2) * 100 > CONVERGENCE_POINTS,
+                               "rule": f"flagged when |acc({protocol.steps} steps) - acc({2 * protocol.steps} steps)| "
+                                       f"> {CONVERGENCE_POINTS:g} point"}
+    return cell

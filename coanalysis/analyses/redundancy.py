@@ -213,20 +213,51 @@ def _on_device(lm: LocalMaps, device: torch.device) -> tuple[torch.Tensor, torch
     return unit_locals(maps), maps.mean(dim=(2, 3), dtype=torch.float32)
 
 
-def _pairs(lm: LocalMaps, protocol: RedundancyProtocol, device: torch.device) -> dict[str, Any]:
-    units, glob = _on_device(lm, device)
+def null_maps(maps: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The chance-level null of PROTOCOLS 12: `(N, C, h, w)` maps in which the local vector of image
+    i at each position is the one of another image (drawn uniformly, per image and position) at
+    the same position, so `G_i` (their mean) is the mean of unrelated vectors."""
+    n, c, h, w = maps.shape
+    k = h * w
+    source = torch.arange(n)[:, None] + 1 + torch.randint(n - 1, (n, k), generator=generator)  # never i itself
+    flat = maps.flatten(2).transpose(1, 2)  # (N, K, C)
+    picked = flat[source.remainder(n).to(maps.device), torch.arange(k, device=maps.device)[None, :]]  # (N, K, C)
+    return picked.transpose(1, 2).reshape(n, c, h, w)
+
+
+def pairs_correlation(maps: torch.Tensor, protocol: RedundancyProtocol, generator: torch.Generator,
+                      bootstrap_seed: int | None = None) -> dict[str, Any]:
+    """r between g and l over P pairs of `maps` `(N, C, h, w)` (G = mean of L), drawing pairs and
+    positions from `generator`; with `bootstrap_seed`, also its image-bootstrap 95% CI."""
+    units, glob = unit_locals(maps), maps.mean(dim=(2, 3), dtype=torch.float32)
+    device = maps.device
     n, k = units.shape[:2]
-    g = torch.Generator().manual_seed(protocol.seed)  # every draw on the CPU: the same pairs on any device
-    i, j = sample_pairs(n, protocol.n_pairs, g)
-    p = torch.randint(k, (protocol.n_pairs, protocol.samples_per_pair), generator=g)
-    q = p if protocol.positions == "aligned" else torch.randint(k, p.shape, generator=g)
+    i, j = sample_pairs(n, protocol.n_pairs, generator)
+    p = torch.randint(k, (protocol.n_pairs, protocol.samples_per_pair), generator=generator)
+    q = p if protocol.positions == "aligned" else torch.randint(k, p.shape, generator=generator)
     i, j, p, q = (t.to(device) for t in (i, j, p, q))
     gs, ls = pair_similarities(units, glob, i, j, p, q)
     r = pearson(gs, ls)
-    ci = bootstrap_pearson(gs, ls, protocol.bootstrap, protocol.seed + 1, pairs=(i, j), n_images=n) \
-        if r is not None else None
+    ci = bootstrap_pearson(gs, ls, protocol.bootstrap, bootstrap_seed, pairs=(i, j), n_images=n) \
+        if r is not None and bootstrap_seed is not None else None
+    return {"r": r, "ci": ci, "g": gs, "l": ls}
+
+
+def _pairs(lm: LocalMaps, protocol: RedundancyProtocol, device: torch.device) -> dict[str, Any]:
+    maps = lm.maps.to(device)
+    n = len(maps)
+    g = torch.Generator().manual_seed(protocol.seed)  # every draw on the CPU: the same pairs on any device
+    real = pairs_correlation(maps, protocol, g, protocol.seed + 1)
+    gs, ls, r, ci = real["g"], real["l"], real["r"], real["ci"]
     keep = torch.randperm(len(gs), generator=g)[:protocol.scatter_points].to(device)
+    # chance level (PROTOCOLS 12): the same N, P, S and map size on locals drawn from other images
+    g_null = torch.Generator().manual_seed(protocol.seed + 4)
+    null = pairs_correlation(null_maps(maps, g_null), protocol, g_null, protocol.seed + 5)
     return {"pearson_r": r, "ci95": list(ci) if ci else None, "n_pairs": len(gs), "n_images": n,
+            "r_null": null["r"], "r_null_ci95": list(null["ci"]) if null["ci"] else None,
+            "r_minus_null": None if r is None or null["r"] is None else r - null["r"],
+            "null": "each image's local vectors replaced by other images' local vectors at the same positions "
+                    "(G = their mean); same N, P, S and map size",
             "map_size": list(lm.maps.shape[2:]), "layer": lm.layer,
             "g_mean": float(gs.mean()), "g_std": float(gs.std()), "l_mean": float(ls.mean()), "l_std": float(ls.std()),
             "points": {"g": [round(v, 4) for v in gs[keep].tolist()], "l": [round(v, 4) for v in ls[keep].tolist()]}}
@@ -234,8 +265,13 @@ def _pairs(lm: LocalMaps, protocol: RedundancyProtocol, device: torch.device) ->
 
 def _similarity(lm: LocalMaps, protocol: RedundancyProtocol, device: torch.device) -> dict[str, Any]:
     intra, to_global = within_image_similarities(*_on_device(lm, device))
+    shuffled = null_maps(lm.maps.to(device), torch.Generator().manual_seed(protocol.seed + 4))
+    intra_null, to_global_null = within_image_similarities(unit_locals(shuffled),
+                                                           shuffled.mean(dim=(2, 3), dtype=torch.float32))
     return {"intra_image": summary(intra, protocol.bootstrap, protocol.seed + 2) if intra is not None else None,
             "local_to_global": summary(to_global, protocol.bootstrap, protocol.seed + 3),
+            "intra_image_null": float(intra_null.mean()) if intra_null is not None else None,
+            "local_to_global_null": float(to_global_null.mean()),
             "n_images": len(to_global), "map_size": list(lm.maps.shape[2:]), "layer": lm.layer,
             **({} if intra is not None else {"note": "a 1x1 map has no pair of distinct positions"})}
 

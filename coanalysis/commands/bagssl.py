@@ -21,12 +21,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("bagssl")
     g.add_argument("--patch-sizes", type=NumberList(COUNT), metavar="PX,PX,...",
                    help="patch sides in pixels (default: 8,16,24,32 below 128 px input, 32,64,96 from 128 px)")
-    g.add_argument("--sampling", default="grid", choices=("grid", "random"),
-                   help="grid: ceil(H/s) evenly spaced patches per side (tiling when s divides H); random: "
-                        "--patches random positions per image (default: grid)")
+    g.add_argument("--sampling", choices=("grid", "stride", "random"),
+                   help="grid: ceil(H/s) evenly spaced patches per side (tiling when s divides H); stride: the "
+                        "BagSSL trainer's grid at stride s/2; random: --patches random positions per image "
+                        "(default: stride for a BagSSL run, whose readout it matches, else grid)")
     g.add_argument("--patches", type=COUNT, default=16, metavar="K", help="patches per image with --sampling random")
-    g.add_argument("--feed", default="resize", choices=("resize", "native"),
-                   help="resize each patch to the input size, or feed it at its own size (default: resize)")
+    g.add_argument("--feed", choices=("resize", "native"),
+                   help="resize each patch to the input size, or feed it at its own size (default: native for a "
+                        "BagSSL run, as its trainer reads it, else resize)")
     g.add_argument("--n-images", type=COUNT, default=1000, metavar="N",
                    help="images used, a seeded subset of the evaluation data (default: 1000)")
     g.add_argument("--bagssl-seed", type=SEED, default=0, help="seed of the random patches and the bootstrap")
@@ -37,20 +39,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from coanalysis.analyses import ANALYSES
-    from coanalysis.analyses.bagssl import BagSSLProtocol, default_patch_sizes
+    from coanalysis.analyses.bagssl import BagSSLProtocol, readout_protocol
     from coanalysis.pipeline import make_context, model_names, open_model, run_analysis
     from coanalysis.report.sections import bagssl
 
-    sizes = args.patch_sizes
-    BagSSLProtocol(patch_sizes=sizes or (8,), sampling=args.sampling, patches_per_image=args.patches, feed=args.feed,
-                   n_images=args.n_images)  # bad options fail before any model is loaded
+    sizes = args.patch_sizes or None
+    BagSSLProtocol(patch_sizes=sizes or (8,), sampling=args.sampling or "grid", patches_per_image=args.patches,
+                   feed=args.feed or "resize", n_images=args.n_images)  # bad options fail before any model is loaded
     session = session_from_args(args)
     done = []
     for ckpt, name in zip(args.ckpt, model_names(args.ckpt, args.name)):
         ctx = make_context(session, open_model(session, ckpt, name))
-        protocol = BagSSLProtocol(patch_sizes=sizes or default_patch_sizes(ctx.data.info.image_size),
-                                  sampling=args.sampling, patches_per_image=args.patches, feed=args.feed,
-                                  n_images=args.n_images, seed=args.bagssl_seed)
+        protocol = readout_protocol(ctx.encoder.source.readout, ctx.data.info.image_size, patch_sizes=sizes,
+                                    sampling=args.sampling, patches_per_image=args.patches, feed=args.feed,
+                                    n_images=args.n_images, seed=args.bagssl_seed)
         done.append((name, run_analysis(session, ctx, ANALYSES["bagssl"], protocol)))
     for name, result in done:
         for cell in sorted(result.cells.values(), key=lambda c: c["patch_size"]):

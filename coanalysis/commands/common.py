@@ -38,6 +38,10 @@ def add_loading_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--branch", action="append", metavar="NAME",
                    help="which network of a multi-network checkpoint: DINO teacher (default) or student; timm and "
                         "PyContrast model (default) or ema (once, or once per --ckpt)")
+    g.add_argument("--readout", action="append", choices=("auto", "global", "bag"),
+                   help="auto (default): a BagSSL run is read through the bag of patches its meta.json records, "
+                        "everything else through the global average; global: always the plain global "
+                        "representation; bag: require the bag readout (once, or once per --ckpt)")
     g.add_argument("--mean", metavar="R,G,B", help="input mean replacing the checkpoint's (default: ImageNet "
                    "statistics for third-party ResNets, the recorded ones for co-ssl runs); inputs stay in [0, 1]")
     g.add_argument("--std", metavar="R,G,B", help="input std replacing the checkpoint's (with --mean)")
@@ -57,7 +61,7 @@ def loading_from_args(args: argparse.Namespace) -> tuple[list[dict], tuple[list[
     from coanalysis.trainer import UserError
 
     per_ckpt: list[dict] = [{} for _ in args.ckpt]
-    for flag in ("format", "arch", "branch"):
+    for flag in ("format", "arch", "branch", "readout"):
         values = getattr(args, flag) or []
         if len(values) not in (0, 1, len(args.ckpt)):
             raise UserError(f"{len(values)} --{flag} values for {len(args.ckpt)} --ckpt; give one for all, "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coanalysis.figures.style import new_figure
+from coanalysis.figures.style import interval_band, new_figure
 from coanalysis.results import Result
 
 
@@ -19,6 +19,7 @@ def crops_figure(results: list[Result], colors: dict):
         name = result.model["name"]
         xs, ys = crop_curve(result)
         scales.update(xs)
+        interval_band(ax, [(c["scale"], c) for c in result.cells.values()], color=colors[name])
         ax.plot(xs, ys, marker="o", color=colors[name], label=name)
     ax.set_xscale("log")
     ax.set_xticks(sorted(scales), labels=[f"{s:g}" for s in sorted(scales)])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coanalysis.figures.style import new_figure
+from coanalysis.figures.style import interval_band, new_figure
 from coanalysis.results import Result
 
 
@@ -17,6 +17,7 @@ def noise_figure(results: list[Result], colors: dict):
     for result in results:
         name = result.model["name"]
         sigmas, acc = noise_curve(result)
+        interval_band(ax, [(c["sigma"], c) for c in result.cells.values()], color=colors[name])
         ax.plot(sigmas, acc, marker="o", color=colors[name], label=name)
     n = results[0].protocol["data"]["n"] if results else 0
     ax.set_xlabel("noise σ (pixel units, images in [0, 1])")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coanalysis.figures.style import new_figure
+from coanalysis.figures.style import interval_band, new_figure
 from coanalysis.results import Result
 
 UNITS = {"linf": 255.0, "l2": 1.0}  # L-inf budgets are drawn in /255
@@ -21,6 +21,8 @@ def pgd_figure(results: list[Result], colors: dict, norm: str):
         name = result.model["name"]
         xs, ys = pgd_curve(result, norm)
         if xs:
+            interval_band(ax, [(UNITS[norm] * c["eps"], c) for c in result.cells.values() if c.get("norm") == norm],
+                          color=colors[name])
             ax.plot(xs, ys, marker="o", color=colors[name], label=name)
     p = results[0].protocol
     ax.set_xlabel("ε, L∞ (in /255 of the pixel range)" if norm == "linf" else "ε, L2 (pixel units, images in [0, 1])")

@@ -39,13 +39,15 @@ def scatter_figure(results: list[Result], colors: dict):
         r_val, ci = cell.get("pearson_r"), cell.get("ci95")
         label = "r undefined" if r_val is None else \
             f"r = {r_val:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+        if cell.get("r_null") is not None:  # chance level (PROTOCOLS 12): same N, P and map size
+            label += f"\nchance r_null = {cell['r_null']:.3f}"
         if r_val is not None and len(g) > 1:
             slope, intercept = np.polyfit(g, l, 1)
             xs = np.array([g.min(), g.max()])
             ax.plot(xs, slope * xs + intercept, color=colors[name], lw=1.5, label=label)
         else:
             ax.plot([], [], color=colors[name], label=label)
-        ax.legend(loc="upper left", frameon=True, fontsize=8, title="Pearson r, 95% CI", title_fontsize=8)
+        ax.legend(loc="upper left", frameon=True, fontsize=8, title="Pearson r, 95% CI; chance level", title_fontsize=8)
         ax.set_title(f"{name} ({cell.get('layer')}, {cell['map_size'][0]}×{cell['map_size'][1]} map)", fontsize=9,
                      color=colors[name])
         ax.set_xlabel("global similarity $g_{ij}$")

@@ -5,6 +5,7 @@
   epsilon in /255, ...);
 - `Curve`, `curve_from_cells(cells, x, y)` and `plot_curve(s)`: a mean per condition with its
   spread (std over seeds or masks) drawn as a band and error bars wherever there is one;
+- `interval_band(ax, points, color=...)`: the cells' 95% bootstrap intervals as a band;
 - `heatmap` and `grouped_bars` for condition grids and per-model bars;
 - `legend(ax, baseline)` marks the model differences are taken against;
 - `new_figure`, `render_figure` / `figure_bytes` to make and encode figures (PNG, PDF).
@@ -160,6 +161,15 @@ def plot_curve(ax, curve: Curve, *, color: RGB, label: str, marker: str = "o", x
         hi = [m + s for m, s in zip(curve.y, curve.std)]
         ax.fill_between(xs, lo, hi, color=color, alpha=0.2, linewidth=0)
         ax.errorbar(xs, curve.y, yerr=curve.std, fmt="none", ecolor=color, capsize=3, linewidth=1)
+
+
+def interval_band(ax, points: Iterable[tuple[float, Mapping[str, Any]]], *, color: RGB, scale: float = 100.0) -> None:
+    """A band over the cells' stored 95% intervals (`cell["interval"]`, fractions) at their x;
+    cells without one (results before schema 3) draw nothing."""
+    pts = sorted((x, cell["interval"]) for x, cell in points if cell.get("interval"))
+    if pts:
+        ax.fill_between([x for x, _ in pts], [scale * iv[0] for _, iv in pts], [scale * iv[1] for _, iv in pts],
+                        color=color, alpha=0.2, linewidth=0)
 
 
 def plot_curves(ax, curves: Mapping[str, Curve], colors: Mapping[str, RGB], *, baseline: str | None = None,

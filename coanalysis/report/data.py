@@ -13,6 +13,7 @@ from typing import Any
 
 from coanalysis.figures.style import hex_color, model_colors
 from coanalysis.trainer_io import UserError
+from coanalysis.report.findings import seeds_of
 from coanalysis.results import Result, ResultsStore
 
 
@@ -65,6 +66,11 @@ class ReportData:
     @property
     def hex_colors(self) -> dict[str, str]:
         return {name: hex_color(rgb) for name, rgb in self.colors.items()}
+
+    @property
+    def seeds(self) -> dict[str, int]:
+        """model name -> seeds in its group (checkpoints whose configs differ only in seed)."""
+        return seeds_of(self.models)
 
     def of(self, analysis: str) -> list[Result]:
         """The results of `analysis`, one per model that has it, in model order."""

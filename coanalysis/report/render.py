@@ -126,6 +126,7 @@ def render(data: ReportData, out: Path, *, title: str | None = None, note: str |
             figures.append({"png": base64.b64encode(encoded["png"]).decode(), "caption": block.caption,
                             "takeaways": block.takeaways, "number": fig_no, "file": f"{FIGURES_DIR}/{stem}"})
             rendered.takeaways += [(section.title, line) for line in block.takeaways]
+        rendered.takeaways += [(section.title, line) for line in section.takeaways]
         tables = []
         for k, table in enumerate(section.tables, 1):
             tab_no += 1
@@ -138,7 +139,8 @@ def render(data: ReportData, out: Path, *, title: str | None = None, note: str |
             tables.append({"table": table, "rows": [_cells(row) for row in table.rows], "number": tab_no,
                            "file": f"{TABLES_DIR}/{stem}"})
         sections.append({"key": section.key, "title": section.title, "intro": section.intro,
-                         "notes": section.notes + coverage_notes(data, section), "figures": figures,
+                         "notes": section.takeaways + section.notes + coverage_notes(data, section),
+                         "figures": figures,
                          "tables": tables, "code": section.code, "details": section.details})
         rendered.sections.append(section.key)
     env = jinja2.Environment(loader=jinja2.PackageLoader("coanalysis", "report"),

@@ -39,6 +39,9 @@ def test_summary_table_is_computed_from_results():
     assert lines[1].split() == ["byol", "90.0%", "60.0%"]
     assert lines[2].split() == ["co-byol", "80.0%", "70.0%"]
     assert "noise: 2" in lines[3]
+    lines = summary_table({"byol": 0.9, "co-byol": 0.8}, results, {"byol": (0.88, 0.92)}, {"byol": 1, "co-byol": 1})
+    assert lines[1].split()[:3] == ["byol", "90.0%", "[88.0,"] and lines[2].split()[:2] == ["co-byol", "80.0%"]
+    assert lines[-1] == "seeds per model: byol 1, co-byol 1; one seed: training noise not measured"
     assert mean_cell_accuracy({"a": {"score": 1}}) is None
 
 

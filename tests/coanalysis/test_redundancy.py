@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from coanalysis.analyses import ANALYSES
-from coanalysis.analyses.redundancy import (RedundancyProtocol, bootstrap_pearson, cells, centre_index,
-                                            pair_similarities, pearson, run_cell, unit_locals,
+from coanalysis.analyses.redundancy import (RedundancyProtocol, bootstrap_pearson, cells, centre_index, null_maps,
+                                            pair_similarities, pairs_correlation, pearson, run_cell, unit_locals,
                                             within_image_similarities)
 from coanalysis.trainer import UserError
 from coanalysis.pipeline import Session, make_context, open_model, run_analysis
@@ -36,6 +36,8 @@ def test_identical_local_vectors_give_r_one_and_single_vector_probe_equal_to_glo
         assert out[key]["accuracy"] == out[key]["global_accuracy"]
         assert out[key]["n"] == 256
     assert out["part=random"]["std"] == 0.0
+    # the null (other images' locals at each position) is far below: r - r_null is large
+    assert out["pairs"]["r_null"] < 0.5 and out["pairs"]["map_size"] == [4, 4]
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +71,37 @@ def test_independent_random_local_vectors_give_r_near_zero(positions, random_ctx
     sim = run_cell(ctx, protocol, "similarity")
     assert abs(sim["intra_image"]["mean"]) < 0.01
     assert sim["n_images"] == 1500 and len(pairs["points"]["g"]) == protocol.scatter_points
+
+
+@pytest.mark.parametrize("side", [2, 4, 7])
+def test_independent_locals_sit_at_the_chance_level(side):
+    # G is the mean of the K = side^2 locals, so r is not 0 for independent vectors: with S
+    # position pairs drawn with replacement among K^2, r = sqrt(S / (S + K^2 - 1)) -- 0.72 on 2x2,
+    # 0.24 on 4x4, 0.081 on 7x7 (the issue quotes 0.71, 0.24, 0.075) -- and r_null measures it
+    g = torch.Generator().manual_seed(side)
+    maps = torch.randn(1000, 128, side, side, generator=g)
+    protocol = RedundancyProtocol(n_images=1000, n_pairs=10000)
+    r = pairs_correlation(maps, protocol, g)["r"]
+    r_null = pairs_correlation(null_maps(maps, g), protocol, g)["r"]
+    k2 = side ** 4
+    assert r == pytest.approx((16 / (16 + k2 - 1)) ** 0.5, abs=0.03)
+    assert r == pytest.approx({2: 0.71, 4: 0.24, 7: 0.075}[side], abs=0.03)
+    assert r - r_null == pytest.approx(0.0, abs=0.04)
+
+
+def test_independent_noise_encoder_has_r_at_its_null(random_ctx):
+    pairs = run_cell(random_ctx, RedundancyProtocol(n_images=1500, n_pairs=20000, bootstrap=200), "pairs")
+    assert pairs["r_minus_null"] == pytest.approx(0.0, abs=0.03)
+    lo, hi = pairs["r_null_ci95"]
+    assert lo < pairs["pearson_r"] < hi
+
+
+def test_null_maps_take_each_position_from_another_image():
+    maps = torch.arange(5.0)[:, None, None, None].expand(5, 3, 2, 2).contiguous()  # image i holds the value i
+    null = null_maps(maps, torch.Generator().manual_seed(0))
+    assert null.shape == maps.shape
+    assert (null[:, 0] != torch.arange(5.0)[:, None, None]).all()  # never the image's own vector
+    assert (null == null[:, :1]).all()  # a whole vector is moved, all channels together
 
 
 def test_closed_forms_match_explicit_loops():

@@ -14,12 +14,11 @@ import pytest
 
 from coanalysis.analyses import ANALYSES
 from coanalysis.analyses.noise import NoiseProtocol
-from coanalysis.figures.style import Curve, curve_from_cells, model_colors
+from coanalysis.figures.style import curve_from_cells, model_colors
 from coanalysis.trainer import UserError
 from coanalysis.pipeline import Session, make_context, open_model, run_analysis
 from coanalysis.report import render_report
-from coanalysis.report.data import ReportData
-from coanalysis.report.sections.base import Table, curve_table, curve_takeaway
+from coanalysis.report.sections.base import Table
 from coanalysis.results import SCHEMA_VERSION, Result, ResultsStore, upgrade_result
 from tests.conftest import run_cli
 from tests.resultfiles import write_results
@@ -45,7 +44,7 @@ def test_report_from_json_alone(results_folder, tiny_runs, tmp_path):
         assert f"<h2>{title}</h2>" in html
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
     assert len(images) == 1 and base64.b64decode(images[0]).startswith(b"\x89PNG")
-    assert "co-byol keeps" in html and "than byol at σ =" in html  # computed takeaway
+    assert "co-byol − byol at σ =" in html or "than byol at σ =" in html  # computed takeaway
     assert "http://" not in html and "https://" not in html  # self-contained
     # the exported figure and the noise table hold the stored numbers
     assert (tmp_path / "figures" / "noise.pdf").read_bytes().startswith(b"%PDF")
@@ -53,7 +52,10 @@ def test_report_from_json_alone(results_folder, tiny_runs, tmp_path):
     stored = json.loads((folder / "co-byol" / "noise.json").read_text())
     rows = list(csv.reader(io.StringIO((tmp_path / "tables" / "noise-table1.csv").read_text())))
     co = next(r for r in rows if r[0] == "co-byol")
-    assert co[1:] == [f"{100 * stored['cells'][k]['accuracy']:.1f}" for k in ("sigma=0", "sigma=0.1", "sigma=0.5")]
+    cells = [stored["cells"][k] for k in ("sigma=0", "sigma=0.1", "sigma=0.5")]
+    assert co[1:] == [f"{100 * c['accuracy']:.1f} [{100 * c['interval'][0]:.1f}, {100 * c['interval'][1]:.1f}]"
+                      for c in cells]
+    assert all(c["interval"][0] <= c["accuracy"] <= c["interval"][1] for c in cells)
     assert (tmp_path / "tables" / "models.md").read_text().startswith("| model | format |")
     # the models table states each checkpoint's training progress from its meta.json
     meta = json.loads((tiny_runs["co-byol"] / "meta.json").read_text())
@@ -84,27 +86,20 @@ def test_empty_folder_and_unknown_baseline(results_folder, tmp_path):
 def test_takeaway_states_the_largest_difference_with_its_sample(tmp_path):
     folder = write_results(tmp_path / "res", {"byol": NOISE, "co-byol": {0.0: 0.90, 0.1: 0.723, 0.5: 0.25}})
     html = render_report([folder], tmp_path / "r.html", baseline="byol").read_text()
-    # 72.3 - 60.0 = 12.3 points at sigma 0.1 is larger than 25 - 20 = 5 at sigma 0.5
-    assert "co-byol keeps 12.3 points more accuracy than byol at σ = 0.1 (n = 10\u202f000, noise seed 0)." in html
+    # 72.3 - 60.0 = 12.3 points at sigma 0.1 is larger than 25 - 20 = 5 at sigma 0.5; co-byol is right on a
+    # superset of byol's images, so the paired interval is tight around 12.3 and excludes 0
+    found = re.search(r"co-byol has 12.3 points higher accuracy than byol at σ = 0.1 \(95% CI \[\+(\d+\.\d), "
+                      r"\+(\d+\.\d)\], n = 10\u202f000, one seed: training noise not measured, noise seed 0\)\.", html)
+    assert found and 11.5 < float(found[1]) < 12.3 < float(found[2]) < 13.1
     assert "byol (baseline)" in html and "Differences are taken against byol (--baseline)" in html
 
 
-def test_takeaway_with_spread_and_the_issue_example():
-    data = ReportData({"BYOL": {}, "CO-BYOL": {}}, {}, "BYOL", [])
+def test_curves_from_cells_carry_their_spread():
     cells = [{"p": p, "accuracy": a} for p, accs in ((0.0, [0.9] * 5), (0.75, [0.40, 0.41, 0.42, 0.43, 0.44]))
              for a in accs]
     byol = curve_from_cells(cells, "p")
     assert byol.x == (0.0, 0.75) and byol.repeats == (5, 5)
     assert byol.at(0.75)[0] == pytest.approx(42.0) and byol.at(0.75)[1] == pytest.approx(1.5811, abs=1e-4)
-    co = Curve((0.0, 0.75), (90.0, 54.3), (0.0, 1.0), (5, 5))
-    lines = curve_takeaway(data, {"BYOL": byol, "CO-BYOL": co}, "p", n=10000, note="5 masks")
-    assert lines == ["CO-BYOL keeps 12.3 points more accuracy than BYOL at p = 0.75 (n = 10\u202f000, 5 masks)."]
-    close = Curve((0.0, 0.75), (90.0, 43.0), (0.0, 1.0), (5, 5))  # 1.0 point apart, spread 1.87
-    assert curve_takeaway(data, {"BYOL": byol, "CO-BYOL": close}, "p", n=10000)[0].endswith(
-        "(n = 10\u202f000; within the spread over repeats).")
-    table = curve_table(data, {"BYOL": byol, "CO-BYOL": co}, lambda p: f"p={p:g}", caption="c")
-    assert table.rows == [["BYOL", "90.0 ± 0.0", "42.0 ± 1.6"], ["CO-BYOL", "90.0 ± 0.0", "54.3 ± 1.0"],
-                          ["Δ CO-BYOL − BYOL", "+0.0", "+12.3"]]
 
 
 def test_table_exports():
@@ -123,7 +118,7 @@ def test_two_to_five_models(k, tmp_path):
     assert len(swatches) == k and len(set(swatches)) == k
     takeaways = re.findall(r"<p class=\"takeaway\">([^<]*)</p>", html)
     assert len(takeaways) == k - 1 and all(" than co-byol at " in t for t in takeaways)  # one per model
-    assert "byol keeps 1.0 points less accuracy than co-byol at σ = 0.1" in html
+    assert "byol has 1.0 points lower accuracy than co-byol at σ = 0.1 (95% CI [" in html
     models_csv = (tmp_path / "tables" / "models.csv").read_text().splitlines()
     assert len(models_csv) == k + 1 and models_csv[1].startswith("co-byol (baseline),")
     # a model keeps its colour whatever the baseline or the other models
@@ -154,14 +149,14 @@ def test_older_schema_is_upgraded_and_noted(tmp_path, capsys):
     old = _schema_1(Result.from_json(json.loads(path.read_text())))
     path.write_text(json.dumps(old))
     upgraded = upgrade_result(dict(old), "x", log=None)
-    assert upgraded["schema_version"] == SCHEMA_VERSION == 2 and upgraded["written"] is None
+    assert upgraded["schema_version"] == SCHEMA_VERSION == 3 and upgraded["written"] is None
     html = render_report([folder], tmp_path / "r.html").read_text()
     assert f"note: {path}: upgraded result schema 1 -&gt; 2" not in html  # a log line, not report text
     assert f"note: {path}: upgraded result schema 1 -> 2: no record time" in capsys.readouterr().out
     assert "not recorded" in html and "<h2>Gaussian noise</h2>" in html
 
 
-@pytest.mark.parametrize("version,message", [(99, "result schema 99, newer than this co-ssl reads (2); upgrade co-ssl"),
+@pytest.mark.parametrize("version,message", [(99, "result schema 99, newer than this co-ssl reads (3); upgrade co-ssl"),
                                              (None, "no valid schema_version"), (0, "predates result schema 1")])
 def test_unreadable_schema_is_refused_with_one_line(version, message, tmp_path):
     folder = write_results(tmp_path / "res", {"byol": NOISE})

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from coanalysis.figures.style import fmt_n
 from coanalysis.report.data import ReportData
-from coanalysis.report.sections.base import Details, Section, Table, fmt_n
+from coanalysis.report.sections.base import Details, Section, Table
 from coanalysis.results import Result
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from coanalysis.figures.autoattack import autoattack_figure
-from coanalysis.figures.pgd import pgd_curve
+from coanalysis.figures.pgd import UNITS, pgd_curve
 from coanalysis.report.data import ReportData
-from coanalysis.report.sections.base import FigureBlock, Section, Table, diff_takeaway
+from coanalysis.report.sections.base import FigureBlock, Section, Table, cell_takeaway
 
 UNIT = {"linf": "/255", "l2": ""}
 NAME = {"linf": "L∞", "l2": "L2"}
@@ -25,9 +25,13 @@ def build(data: ReportData) -> Section | None:
         curves = {k: v for k, v in curves.items() if v[0]}
         if not curves:
             continue
+
+        def x_of(cell: dict, norm: str = norm) -> float | None:
+            return UNITS[norm] * cell["eps"] if cell.get("norm") == norm else None
+
         figures.append(FigureBlock(f"autoattack-{norm}", autoattack_figure(results, pgd, data.colors, norm),
                                    f"Robust accuracy under {NAME[norm]} AutoAttack against ε (PGD dashed where run).",
-                                   diff_takeaway(data, curves, "ε", UNIT[norm], n, seeds)))
+                                   cell_takeaway(data, results, x_of, "ε", UNIT[norm], note=seeds)))
         xs = sorted({x for xs, _ in curves.values() for x in xs})
         rows = []
         for name, (cx, cy) in curves.items():

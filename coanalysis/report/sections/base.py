@@ -4,23 +4,23 @@ A section module exposes `build(data: ReportData) -> Section | None`; `None` mea
 not exist and the section is left out. A section that names its `analyses` gets a note for every
 model that lacks them or whose result is incomplete, so partial results are never silent.
 
-Takeaway sentences are computed from stored numbers, never written by hand, and carry their
-sample size: `curve_takeaway` (the largest difference of each model against the reference,
-e.g. "co-byol keeps 12.3 points more accuracy than byol at p = 0.75 (n = 10 000, 5 masks)"),
-`sample_note` for the "(n = ..., ...)" part, and `curve_table` for the matching table with
-the differences against the reference.
+Takeaway sentences are computed from stored numbers, never written by hand, and are findings
+in the sense of PROTOCOLS §11: `cell_takeaway` states each model's largest difference against
+the reference with its paired bootstrap interval, n and seeds (`coanalysis.report.findings`),
+and `interval_table` gives the matching table, each cell with its interval and the paired
+differences against the reference.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
-from coanalysis.figures.style import Curve, fmt_n
+from coanalysis import stats
 from coanalysis.report.data import ReportData
+from coanalysis.report.findings import paired_findings
 
 
 @dataclass
@@ -78,6 +78,7 @@ class Section:
     analyses: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)  # shown under the intro
     details: list[Details] = field(default_factory=list)
+    takeaways: list[str] = field(default_factory=list)  # findings not tied to a figure (shown with the notes)
 
 
 def _text(value: Any) -> str:
@@ -98,73 +99,49 @@ def fmt_x(x: float) -> str:
     return f"{x:g}"
 
 
-def sample_note(n: int | None, *extra: str) -> str:
-    """The sample size part of a takeaway: 'n = 10 000, 5 masks, noise seed 0'."""
-    return ", ".join([f"n = {fmt_n(n)}", *[e for e in extra if e]])
+def cell_takeaway(data: ReportData, results: Sequence[Any], x_of: Callable[[dict], float | None], what: str,
+                  unit: str = "", *, note: str = "", skip: Sequence[float] = (0,), quantity: str = "accuracy",
+                  x_label: Callable[[float], str] = fmt_x) -> list[str]:
+    """Findings (PROTOCOLS §11) from stored cells: each model's largest difference against the
+    reference, with its paired image-bootstrap interval, n and seeds (`report.findings`).
+    `x_of(cell)` is the cell's condition value (None: not on this curve)."""
+    cells = {r.model["name"]: {x_of(c): c for c in r.cells.values() if x_of(c) is not None} for r in results}
+    return paired_findings(cells, data.reference(), data.seeds, what=what, unit=unit, skip=skip, quantity=quantity,
+                           note=note, x_label=x_label)
 
 
-def repeats_note(curves: Mapping[str, Curve], what: str = "masks") -> str:
-    """'5 masks' when the curves carry a spread over repeats (the fewest repeats of any point)."""
-    counts = [r for c in curves.values() if c.repeats for r in c.repeats]
-    return f"{min(counts)} {what}" if counts else ""
+def pct_ci(cell: dict | None) -> str:
+    """A cell's accuracy in % with its 95% interval: '80.1 [78.3, 81.9]' ('–' when missing)."""
+    if not cell or cell.get("accuracy") is None:
+        return "–"
+    iv = cell.get("interval")
+    return f"{100 * cell['accuracy']:.1f}" + (f" [{100 * iv[0]:.1f}, {100 * iv[1]:.1f}]" if iv else "")
 
 
-def curve_takeaway(data: ReportData, curves: Mapping[str, Curve], what: str, unit: str = "", *,
-                   n: int | None, note: str = "", x_label: Callable[[float], str] = fmt_x,
-                   skip: Sequence[float] = (0,), quantity: str = "accuracy") -> list[str]:
-    """One sentence per model: its largest difference (in points) against the reference model over
-    the conditions both measured (except `skip`, e.g. the clean condition).
+def diff_ci(cell: dict | None, ref: dict | None) -> str:
+    """The paired difference (points) of two cells with its 95% interval; without per-image
+    records, the plain difference marked 'no CI'."""
+    if not cell or not ref or cell.get("accuracy") is None or ref.get("accuracy") is None:
+        return "–"
+    a, b = stats.cell_correctness(cell), stats.cell_correctness(ref)
+    if a is None or b is None or not stats.same_images(cell, ref):
+        return f"{100 * (cell['accuracy'] - ref['accuracy']):+.1f} (no CI)"
+    d, lo, hi = stats.paired_difference(a, b)
+    return f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
 
-    With a single model (or the reference missing) each model's range is stated instead. Where the
-    curves carry a spread and the difference is within it (below the root sum of squares of the
-    two stds) the sentence says so.
-    """
+
+def interval_table(data: ReportData, results: Sequence[Any], x_of: Callable[[dict], float | None],
+                   column: Callable[[float], str], caption: str, *, first: str = "model", name: str = "",
+                   title: str = "") -> Table:
+    """Accuracy (%) with its 95% image-bootstrap interval per model and condition, then one row
+    per model with its paired difference against the reference ('Δ name − ref', points)."""
+    cells = {r.model["name"]: {x_of(c): c for c in r.cells.values() if x_of(c) is not None} for r in results}
+    xs = sorted({x for per in cells.values() for x in per})
+    rows: list[list[Any]] = [[model] + [pct_ci(per.get(x)) for x in xs] for model, per in cells.items()]
     ref = data.reference()
-    if ref not in curves or len(curves) < 2:
-        return [f"{name}: {quantity} goes from {c.y[0]:.1f}% at {what} = {x_label(c.x[0])}{unit} to {c.y[-1]:.1f}% "
-                f"at {what} = {x_label(c.x[-1])}{unit} ({sample_note(n, note)})." for name, c in curves.items() if c.x]
-    lines = []
-    reference = curves[ref]
-    for name, curve in curves.items():
-        if name == ref:
-            continue
-        diffs = [(curve.at(x)[0] - reference.at(x)[0], x) for x in curve.x if x in reference.x and x not in skip]
-        if not diffs:
-            continue
-        d, x = max(diffs, key=lambda t: (abs(t[0]), -t[1]))
-        spread = math.hypot(curve.at(x)[1], reference.at(x)[1])
-        word = "more" if d >= 0 else "less"
-        paren = sample_note(n, note) + ("; within the spread over repeats" if abs(d) < spread else "")
-        lines.append(f"{name} keeps {abs(d):.1f} points {word} {quantity} than {ref} at {what} = {x_label(x)}{unit} "
-                     f"({paren}).")
-    return lines
-
-
-def diff_takeaway(data: ReportData, curves: dict[str, tuple[list[float], list[float]]], what: str, unit: str,
-                  n: int, seeds: str) -> list[str]:
-    """Largest accuracy difference of each model against the reference over the non-zero
-    conditions, for curves given as (xs, accuracies in %) without spread."""
-    as_curves = {name: Curve(tuple(xs), tuple(ys)) for name, (xs, ys) in curves.items()}
-    return curve_takeaway(data, as_curves, what, unit, n=n, note=seeds)
-
-
-def curve_table(data: ReportData, curves: Mapping[str, Curve], column: Callable[[float], str], *,
-                caption: str, name: str = "", title: str = "", first: str = "model") -> Table:
-    """Mean (± std where there is a spread) per model and condition, in %, then one row per model
-    with its difference against the reference ('Δ name − ref', in points)."""
-    xs = sorted({x for c in curves.values() for x in c.x})
-
-    def cell(c: Curve, x: float) -> str:
-        if x not in c.x:
-            return "–"
-        m, s = c.at(x)
-        return f"{m:.1f} ± {s:.1f}" if c.std is not None else f"{m:.1f}"
-
-    rows: list[list[Any]] = [[name] + [cell(c, x) for x in xs] for name, c in curves.items()]
-    ref = data.reference()
-    if ref in curves and len(curves) > 1:
-        for name, c in curves.items():
-            if name != ref:
-                rows.append([f"Δ {name} − {ref}"] + [f"{c.at(x)[0] - curves[ref].at(x)[0]:+.1f}"
-                                                      if x in c.x and x in curves[ref].x else "–" for x in xs])
-    return Table([first] + [column(x) for x in xs], rows, caption, name=name, title=title)
+    if ref in cells and len(cells) > 1:
+        rows += [[f"Δ {model} − {ref}"] + [diff_ci(per.get(x), cells[ref].get(x)) for x in xs]
+                 for model, per in cells.items() if model != ref]
+    return Table([first] + [column(x) for x in xs], rows,
+                 caption + " In brackets: 95% percentile bootstrap over images (1 000 resamples); Δ rows: paired "
+                 "bootstrap on the same images.", name=name, title=title)

@@ -3,11 +3,20 @@ accuracy, and CE / mCE relative to the baseline (and to AlexNet on ImageNet)."""
 
 from __future__ import annotations
 
+from coanalysis import stats
 from coanalysis.corruption.names import STANDARD
 from coanalysis.derived.corruptions import ALEXNET, summarize
 from coanalysis.figures.corruptions import corruption_heatmap
+from coanalysis.report.corruption_stats import mce_interval, mean_accuracy_difference, mean_accuracy_interval
 from coanalysis.report.data import ReportData
-from coanalysis.report.sections.base import FigureBlock, Section, Table, pct
+from coanalysis.report.sections.base import FigureBlock, Section, Table, diff_ci, pct, pct_ci
+
+# images up to this side corrupted by imagecorruptions get the CIFAR-C note (its parameters are ImageNet-C's)
+SMALL_IMAGES = 64
+
+
+def _ci(iv) -> str:
+    return f" [{100 * iv[0]:.1f}, {100 * iv[1]:.1f}]" if iv else ""
 
 
 def _source(result) -> str:
@@ -34,8 +43,9 @@ def build(data: ReportData) -> Section | None:
     rows = []
     for name, s in summaries.items():
         r = by_name[name]
-        row = [name, pct(s["clean_accuracy"]), pct(s["mean_accuracy"]), str(s["standard_cells"]),
-               pct(s.get("mce")) if reference is not None else "–"]
+        mce_ci = mce_interval(r.cells, reference.cells) if reference is not None and name != ref_name else None
+        row = [name, pct_ci(r.cells.get("clean")), pct(s["mean_accuracy"]) + _ci(mean_accuracy_interval(r.cells)),
+               str(s["standard_cells"]), (pct(s.get("mce")) + _ci(mce_ci)) if reference is not None else "–"]
         if imagenet:
             row.append(pct(s.get("mce_alexnet")))
         row += [str(r.cells.get("clean", {}).get("n", "–")), _source(r)]
@@ -43,7 +53,9 @@ def build(data: ReportData) -> Section | None:
     tables = [Table(columns, rows, f"Mean accuracy over the standard corruptions x severities that ran; "
                                    f"mCE = mean over the standard corruptions of CE_c = Σ_s err(c, s) / Σ_s "
                                    f"err_{ref_name}(c, s) (severities both have)"
-                                   + (f"; the AlexNet reference is {ALEXNET}" if imagenet else "") + ".")]
+                                   + (f"; the AlexNet reference is {ALEXNET}" if imagenet else "")
+                                   + ". In brackets: 95% bootstrap intervals resampling the same images in every "
+                                     "cell (for mCE, in both models).")]
     if reference is not None and len(by_name) > 1:
         ce_rows = []
         for c in STANDARD:
@@ -61,13 +73,23 @@ def build(data: ReportData) -> Section | None:
         if s["mean_accuracy"] is not None:
             text = (f"{name}: mean accuracy {100 * s['mean_accuracy']:.1f}% over {s['standard_cells']} standard "
                     f"cells, against {100 * (s['clean_accuracy'] or 0):.1f}% clean")
+            iv = mean_accuracy_interval(r.cells)
+            text = text.replace(f"{100 * s['mean_accuracy']:.1f}%", f"{100 * s['mean_accuracy']:.1f}%{_ci(iv)}", 1)
             if name != ref_name and s.get("mce") is not None:
-                text += f"; mCE {100 * s['mce']:.1f}% relative to {ref_name}"
-            lines.append(text + f" (n = {n} images per cell, {_source(r)}).")
+                mce_ci = _ci(mce_interval(r.cells, reference.cells))
+                text += f"; mCE {100 * s['mce']:.1f}%{mce_ci} relative to {ref_name}"
+            lines.append(text + f" (n = {n} images per cell, {stats.seeds_text(data.seeds.get(name, 1))}, "
+                                f"{_source(r)}).")
+            if reference is not None and name != ref_name:
+                d, diff_iv = mean_accuracy_difference(r.cells, reference.cells)
+                lines.append(stats.finding(name, ref_name, d, diff_iv, what="the mean over the standard cells", n=n,
+                                           seeds=min(data.seeds.get(name, 1), data.seeds.get(ref_name, 1)),
+                                           quantity="mean corruption accuracy", note=_source(r)))
         worst = min(((k, c["accuracy"]) for k, c in r.cells.items() if k != "clean" and c.get("accuracy") is not None),
                     key=lambda t: t[1], default=None)
         if worst is not None:
-            lines.append(f"{name}: lowest cell {worst[0]} at {100 * worst[1]:.1f}% (n = {n}).")
+            lines.append(f"{name}: lowest cell {worst[0]} at {pct_ci(r.cells[worst[0]])}% (95% image-bootstrap "
+                         f"interval, n = {n}).")
         if s["missing"]:
             lines.append(f"{name}: the pre-rendered set lacks {len(s['missing'])} cells: {', '.join(s['missing'])}.")
         if s["undecodable"]:
@@ -76,7 +98,26 @@ def build(data: ReportData) -> Section | None:
         figures.append(FigureBlock(f"corruptions-{name}", heatmap, f"{name}: probe top-1 (%) per corruption and "
                                    "severity.", lines))
 
+    keys = [k for k in dict.fromkeys(k for r in results for k in r.cells) if k != "clean"]
+    cell_rows = [[k] + [pct_ci(r.cells.get(k)) for r in results]
+                 + ([diff_ci(by_name[m].cells.get(k), reference.cells.get(k)) for m in by_name if m != ref_name]
+                    if reference is not None else []) for k in keys]
+    tables.append(Table(["cell"] + [f"{name} top-1 (%)" for name in by_name]
+                        + ([f"Δ {m} − {ref_name} (points)" for m in by_name if m != ref_name]
+                           if reference is not None else []), cell_rows,
+                        "Every corruption cell with its 95% image-bootstrap interval; Δ: paired bootstrap on the same "
+                        "images.", name="corruption-cells", title="Per-cell accuracy"))
     notes = []
+    small = [r for r in results if r.protocol.get("source", "imagecorruptions") == "imagecorruptions"
+             and (r.cells.get("clean", {}).get("image_size") or 999) <= SMALL_IMAGES]
+    if small:
+        side = small[0].cells["clean"]["image_size"]
+        notes.append(f"These {side} px images were corrupted with the imagecorruptions package, whose parameters are "
+                     "ImageNet-C's (made for 224 px images), not CIFAR-10-C's: blur radii, noise levels, frost and "
+                     "snow textures and JPEG qualities are set for the larger images, so severity k here is not "
+                     "severity k of CIFAR-10-C and the numbers are not comparable to the CIFAR-C literature. For "
+                     "that, pass the pre-rendered CIFAR-10-C set (coanalysis robustness --corruptions-from "
+                     "CIFAR-10-C/), which is then used instead of generating.")
     if any(c.get("upsampled_to") for r in results for c in r.cells.values()):
         notes.append("The evaluation images are smaller than 32 px, the minimum of imagecorruptions: they were "
                      "upsampled to 32 px (bilinear) before corrupting and resized back after.")

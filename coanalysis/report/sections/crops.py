@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from coanalysis.figures.crops import crop_curve, crops_figure
 from coanalysis.report.data import ReportData
-from coanalysis.report.sections.base import FigureBlock, Section, Table, diff_takeaway
+from coanalysis.report.sections.base import FigureBlock, Section, Table, cell_takeaway, pct_ci
 
 
 def build(data: ReportData) -> Section | None:
@@ -13,20 +13,22 @@ def build(data: ReportData) -> Section | None:
     if not results:
         return None
     p = results[0].protocol
-    n, seeds = p["data"]["n"], f"crop seed {p['seed']}"
+    seeds = f"crop seed {p['seed']}"
     curves = {r.model["name"]: crop_curve(r) for r in results}
     scales = sorted({s for xs, _ in curves.values() for s in xs}, reverse=True)
     rows = []
     for name, (xs, ys) in curves.items():
         config = data.models.get(name, {}).get("config") or {}
         c_min = config.get("min_scale")
-        at = dict(zip(xs, ys))
+        at = {c["scale"]: c for c in data.results[(name, "crops")].cells.values()}
         rows.append([name, f"{c_min:g}" if isinstance(c_min, (int, float)) else "–"]
-                    + [f"{at[s]:.1f}" if s in at else "–" for s in scales])
+                    + [pct_ci(at.get(s)) for s in scales])
     table = Table(["model", "training c_min"] + [f"s={s:g}" for s in scales], rows,
-                  "Probe top-1 (%) on one random crop of area fraction s per image, resized back to the input size.")
-    figure = FigureBlock("crops", crops_figure(results, data.colors), "Accuracy against the crop's area fraction.",
-                         diff_takeaway(data, curves, "s", "", n, seeds))
+                  "Probe top-1 (%) on one random crop of area fraction s per image, resized back to the input size; "
+                  "in brackets the 95% image-bootstrap interval.")
+    figure = FigureBlock("crops", crops_figure(results, data.colors),
+                         "Accuracy against the crop's area fraction; bands: 95% image-bootstrap intervals.",
+                         cell_takeaway(data, results, lambda c: c["scale"], "s", note=seeds, skip=(1,)))
     return Section("crops", "Parts versus whole: crop-scale accuracy",
                    intro="Each test image is replaced by a random crop covering a fraction s of its area, resized "
                          "back to the input size (PROTOCOLS §7); s = 1 is the clean accuracy.",
