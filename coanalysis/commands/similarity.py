@@ -13,6 +13,7 @@ import argparse
 
 from coanalysis.commands.common import (add_data_args, add_model_args, add_run_args, finish_section_command,
                                        session_from_args)
+from coanalysis.trainer_io import COUNT, SEED, Number
 
 HELP = "CKA between models and layers (heatmaps), RankMe and local-vs-global effective rank"
 EXAMPLES = """examples:
@@ -25,14 +26,14 @@ EXAMPLES = """examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
     g = parser.add_argument_group("similarity")
-    g.add_argument("--n-images", type=int, default=1000, metavar="N",
+    g.add_argument("--n-images", type=Number(int, low=4), default=1000, metavar="N",
                    help="images every model sees, a seeded subset of the evaluation split (default: 1000)")
     g.add_argument("--layers", metavar="L,...", help="stages compared (default: every stage of each model)")
-    g.add_argument("--cka-batch", type=int, default=256, metavar="B",
+    g.add_argument("--cka-batch", type=Number(int, low=4), default=256, metavar="B",
                    help="minibatch of the unbiased CKA estimator, more than 3 (default: 256)")
-    g.add_argument("--local-rows", type=int, default=20000, metavar="R",
+    g.add_argument("--local-rows", type=COUNT, default=20000, metavar="R",
                    help="local vectors (of all positions) the local effective rank uses (default: 20000)")
-    g.add_argument("--similarity-seed", type=int, default=0, help="seed of the local-vector subsample (default: 0)")
+    g.add_argument("--similarity-seed", type=SEED, default=0, help="seed of the local-vector subsample (default: 0)")
     g.add_argument("--figures", metavar="DIR", help="also write the figures as PNG and PDF into DIR")
     add_data_args(parser)
     add_run_args(parser)
