@@ -50,8 +50,8 @@ from co_ssl_train.models import build_encoder  # noqa: E402
 from co_ssl_train.optim import build_optimizer, param_groups  # noqa: E402
 from co_ssl_train.schedules import ema_momentum, warmup_cosine  # noqa: E402
 from co_ssl_train.device import resolve_device  # noqa: E402
-from co_ssl_train.train import (batch_indices, epoch_batches, make_views, resolve_config, training_step,  # noqa: E402
-                                use_channels_last)
+from co_ssl_train.batches import batch_indices, epoch_batches, make_views, use_channels_last  # noqa: E402
+from co_ssl_train.train import training_step  # noqa: E402
 
 TARGETS = {"full_over_bare_min": 0.85, "co_byol_over_byol_min": 0.9,
            "epoch_50k_s_max_h100_resnet18_32px_co_byol": 8.0, "vit_co_dino_over_dino_min": 0.9}
@@ -202,10 +202,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     results = {}
     for m in ([] if args.vit_only else methods):
-        cfg = resolve_config(TrainConfig(method=m, dataset="benchmark", arch=args.arch, width=args.width,
-                                         batch_size=args.batch_size, proj_hidden=args.proj_hidden,
-                                         proj_dim=args.proj_dim, channels_last=args.channels_last,
-                                         compile=args.compile, dino_prototypes=4096), args.image_size)
+        cfg = TrainConfig(method=m, dataset="benchmark", arch=args.arch, width=args.width,
+                          batch_size=args.batch_size, proj_hidden=args.proj_hidden, proj_dim=args.proj_dim,
+                          channels_last=args.channels_last, compile=args.compile,
+                          dino_prototypes=4096).resolved(args.image_size)
         results[m] = measure(cfg, device, precision, args.steps, args.warmup, args.repeats, args.dataset_size)
         r = results[m]
         print(f"{m:10s} full {r['full_images_per_s']:9.1f} img/s   bare {r['bare_images_per_s']:9.1f} img/s   "
@@ -244,10 +244,10 @@ def vit_measure(args, device: torch.device, precision: str) -> dict:
             continue
         row = {}
         for m in ("dino", "co-dino"):
-            cfg = resolve_config(TrainConfig(method=m, dataset="benchmark", arch=arch, vit_patch_size=patch,
-                                             batch_size=args.vit_batch_size, proj_hidden=2048, proj_dim=256,
-                                             dino_prototypes=4096, head_bn=False, optimizer="adamw", lr=5e-4,
-                                             weight_decay=0.04, clip_grad=3.0, compile=args.compile), size)
+            cfg = TrainConfig(method=m, dataset="benchmark", arch=arch, vit_patch_size=patch,
+                              batch_size=args.vit_batch_size, proj_hidden=2048, proj_dim=256,
+                              dino_prototypes=4096, head_bn=False, optimizer="adamw", lr=5e-4,
+                              weight_decay=0.04, clip_grad=3.0, compile=args.compile).resolved(size)
             row[m] = measure(cfg, device, precision, args.steps, args.warmup, args.repeats, args.vit_dataset_size)
             r = row[m]
             print(f"{label} {m:8s} full {r['full_images_per_s']:8.1f} img/s   bare {r['bare_images_per_s']:8.1f} "

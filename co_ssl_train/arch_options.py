@@ -37,42 +37,45 @@ def _vit_shape(cfg) -> tuple[int, int, int]:
     return cfg.vit_dim or width, cfg.vit_depth or depth, cfg.vit_heads or heads
 
 
-def checks(cfg, image_size: int) -> list[tuple[bool, str]]:
-    """The (ok, message) checks of the ViT flags, for `resolve_config` (after `vit_patch_size` is resolved)."""
-    vit_only = [f for f in VIT_FIELDS if getattr(cfg, f) < 0]
-    out = [(not vit_only, f"--{vit_only[0].replace('_', '-')} must be >= 0" if vit_only else ""),
-           (cfg.clip_grad >= 0, f"--clip-grad must be >= 0 (0: off), got {cfg.clip_grad}"),
-           (cfg.min_lr >= 0, f"--min-lr must be >= 0, got {cfg.min_lr}"),
-           (cfg.freeze_last_layer >= 0, f"--freeze-last-layer must be >= 0, got {cfg.freeze_last_layer}"),
-           (cfg.freeze_last_layer == 0 or cfg.method in ("dino", "co-dino"),
+def checks(cfg, image_size: int | None) -> list[tuple[bool, str]]:
+    """The (ok, message) checks of the ViT flags, for `TrainConfig.validate` (their ranges are in
+    config.RANGES); those that need the training image size only when it is given."""
+    out = [(cfg.freeze_last_layer == 0 or cfg.method in ("dino", "co-dino"),
             "--freeze-last-layer applies to dino and co-dino (their prototype layer)")]
     if not is_vit(cfg.arch):
         given = [f for f in VIT_FIELDS if getattr(cfg, f)]
         out.append((not given, f"--{given[0].replace('_', '-')} applies to ViTs (vit_tiny, vit_small, vit_base); "
                                f"{cfg.arch} is a ConvNet" if given else ""))
         return out
-    patch = cfg.vit_patch_size
     width, depth, heads = _vit_shape(cfg)
-    return out + [
-        (1 <= patch <= image_size and image_size % patch == 0,
-         f"--vit-patch-size {patch} must divide the {image_size} px training images (e.g. 4 at 32 px, 16 at 224)"),
+    out += [
         (depth >= 1 and heads >= 1 and width % heads == 0,
          f"--vit-dim {width} must be a multiple of --vit-heads {heads} (and --vit-depth at least 1)"),
-        (cfg.local_crop_size % patch == 0, f"--local-crop-size {cfg.local_crop_size} must be a multiple of "
-                                           f"--vit-patch-size {patch} on a ViT"),
-        (cfg.method != "bagssl" or cfg.patch_size % patch == 0,
-         f"--patch-size {cfg.patch_size} (BagSSL's patches) must be a multiple of --vit-patch-size {patch} on a ViT"),
         (cfg.local_layer == "layer4", f"--local-layer {cfg.local_layer} is a ResNet stage; a ViT's local map is its "
                                       "final patch tokens (--local-layer layer4)"),
         (cfg.mlp_after_pool, "--no-mlp-after-pool is a ResNet ablation; a ViT's global representation is its "
                              "readout token, not a pooled map"),
+    ]
+    if image_size is None:
+        return out
+    patch = resolved_patch_size(cfg, image_size)
+    bag_patch = cfg.patch_size or max(4, image_size // 2)
+    return out + [
+        (1 <= patch <= image_size and image_size % patch == 0,
+         f"--vit-patch-size {patch} must divide the {image_size} px training images (e.g. 4 at 32 px, 16 at 224)"),
+        (cfg.local_crop_size % patch == 0, f"--local-crop-size {cfg.local_crop_size} must be a multiple of "
+                                           f"--vit-patch-size {patch} on a ViT"),
+        (cfg.method != "bagssl" or bag_patch % patch == 0,
+         f"--patch-size {bag_patch} (BagSSL's patches) must be a multiple of --vit-patch-size {patch} on a ViT"),
     ]
 
 
 def arch_options(cfg) -> dict:
     """The keyword options of `build_encoder(cfg.arch, ...)` (stored in meta.json's `arch.kwargs`)."""
     if not is_vit(cfg.arch):
-        return select_options(cfg.arch, {"stem": cfg.stem, "width": cfg.width, "rf": cfg.rf})
+        # the RF-ResNet head only when asked for, so the stored arch kwargs of other runs stay as they were
+        head = {"head": cfg.rf_head} if cfg.rf_head != "none" else {}
+        return select_options(cfg.arch, {"stem": cfg.stem, "width": cfg.width, "rf": cfg.rf, **head})
     opts = {"patch_size": cfg.vit_patch_size, "img_size": cfg.image_size, "readout": cfg.global_readout}
     for flag, name in (("vit_dim", "embed_dim"), ("vit_depth", "depth"), ("vit_heads", "num_heads")):
         if getattr(cfg, flag):

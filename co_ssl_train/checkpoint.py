@@ -15,24 +15,32 @@
   `torch.load(weights_only=True)` reads it.
 
 Files are written state first, meta last; a kill between two writes leaves files that still load
-(`meta.json` may then describe the previous save, which `read_run` reports).
+(`meta.json` may then describe the previous save, which `read_run` reports). Beside them,
+`log.jsonl` holds one line of metrics per finished epoch.
+
+`meta.json` is one typed record, `RunMeta`: the trainer assembles it with `training_meta` and
+`save_run` completes it with what only the written files know (digest, versions, time). Reading
+checks every field's type and shape (`co_ssl_train.meta_schema`) before anything is built from it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import io
 import json
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from co_ssl_train import __version__
-from co_ssl_train.atomic import atomic_path, write_bytes_atomic, write_json_atomic
+from co_ssl_train.atomic import atomic_path, write_bytes_atomic, write_json_atomic, write_text_atomic
 from co_ssl_train.errors import UserError
+from co_ssl_train.meta_schema import check_meta
 from co_ssl_train.models import Encoder, build_encoder
 
 SCHEMA_VERSION = 1
@@ -40,6 +48,67 @@ FORMAT = "co-ssl-run"
 ENCODER_FILE = "encoder.safetensors"
 META_FILE = "meta.json"
 STATE_FILE = "state.pt"
+LOG_FILE = "log.jsonl"
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """Everything `meta.json` says, in the order it is written (see the module docstring).
+
+    The trainer fills the first block (`training_meta`); `save_run` fills the second from the
+    encoder and the files it writes.
+    """
+
+    method: str
+    config: dict  # TrainConfig.to_json() of the resolved config
+    dataset: dict  # DatasetInfo.to_json()
+    input_size: int
+    epoch: int  # whole epochs finished (metrics["epoch"] is the fractional step / steps-per-epoch)
+    step: int
+    total_steps: int
+    finished: bool
+    metrics: dict  # the last logged metrics
+    exported: str  # which network the weights are
+    receptive_field: int | None  # analytic, px, of one local vector
+    local_branch: dict | None  # LocalSettings.to_json() and the encoder "stage" it aligned, or None without CO
+    representation: dict  # how to read the encoder ("global-average", a ViT's "readout", BagSSL's "bag-of-patches")
+    encoder: dict  # Encoder.describe(): architecture, features, a ViT's token layout
+    views: list  # [{"size", "count", "scale"}, ...]: the augmentation plan
+    distributed: dict  # world size, backend, per-rank weight fingerprints
+    created: str | None = None
+    arch: dict | None = None  # {"name", "kwargs"}
+    local_layer: str | None = None  # the encoder's forward_local stage; the stage the CO branch aligned
+    #                                 (config["local_layer"]) is local_branch["layer"]
+    normalization: dict | None = None  # {"mean": [3], "std": [3]}
+    encoder_sha256: str | None = None
+    package_version: str | None = None
+    torch_version: str | None = None
+    git_commit: str | None = None
+    updated: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, "format": FORMAT, **dataclasses.asdict(self)}
+
+
+def training_meta(cfg, spec, *, dataset_info: dict, encoder: Encoder, plan, local, stage: str, epoch: int, step: int,
+                  total_steps: int, metrics: dict, distributed: dict, created: str | None) -> RunMeta:
+    """The trainer's part of the record: config (`TrainConfig`), method (`MethodSpec`), data, progress,
+    and how to read the encoder (the method's own readout, a ViT's readout token, or the global
+    average of the final map); `stage`: the encoder layer the CO branch aligned."""
+    if spec.representation is not None:
+        representation = spec.representation(cfg)
+    elif getattr(encoder, "family", None) == "vit":
+        representation = {"kind": "readout", "readout": encoder.readout, "layer": encoder.final_layer}
+    else:
+        representation = {"kind": "global-average", "layer": encoder.final_layer}
+    return RunMeta(
+        method=cfg.method, config=cfg.to_json(), dataset=dataset_info, input_size=cfg.image_size, epoch=epoch,
+        step=step, total_steps=total_steps, finished=step >= total_steps, metrics=metrics,
+        exported="online encoder", receptive_field=encoder.receptive_field(),
+        local_branch={**local.to_json(), "stage": stage} if local is not None else None,
+        representation=representation, encoder=encoder.describe(),
+        views=[{"size": v.size, "count": c, "scale": list(v.scale)} for v, c in plan],
+        distributed=distributed, created=created or None)
 
 
 def git_commit() -> str | None:
@@ -61,7 +130,7 @@ def encoder_tensors(encoder: Encoder) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous() for k, v in encoder.backbone.state_dict().items()}
 
 
-def save_run(run_dir: Path, encoder: Encoder, meta: dict[str, Any], state: dict[str, Any] | None) -> str:
+def save_run(run_dir: Path, encoder: Encoder, meta: RunMeta, state: dict[str, Any] | None) -> str:
     """Write the run directory atomically, file by file; returns the encoder's sha256."""
     from safetensors.torch import save as st_save
 
@@ -74,22 +143,25 @@ def save_run(run_dir: Path, encoder: Encoder, meta: dict[str, Any], state: dict[
     write_bytes_atomic(run_dir / ENCODER_FILE, blob)
     digest = sha256_bytes(blob)
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    full = {
-        "schema_version": SCHEMA_VERSION,
-        "format": FORMAT,
-        **meta,
-        "arch": {"name": encoder.arch, "kwargs": encoder.arch_kwargs},
-        "local_layer": encoder.local_layer,
-        "normalization": encoder.normalization(),
-        "encoder_sha256": digest,
-        "package_version": __version__,
-        "torch_version": torch.__version__,
-        "git_commit": git_commit(),
-        "updated": now,
-    }
-    full.setdefault("created", now)
-    write_json_atomic(run_dir / META_FILE, full)
+    meta = dataclasses.replace(
+        meta, created=meta.created or now, arch={"name": encoder.arch, "kwargs": encoder.arch_kwargs},
+        local_layer=encoder.local_layer, normalization=encoder.normalization(), encoder_sha256=digest,
+        package_version=__version__, torch_version=torch.__version__, git_commit=git_commit(), updated=now)
+    write_json_atomic(run_dir / META_FILE, meta.to_json())
     return digest
+
+
+def read_log(run_dir: Path) -> list[dict]:
+    """The per-epoch metrics of `log.jsonl` (empty when there is none yet)."""
+    path = run_dir / LOG_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_log(run_dir: Path, history: list[dict]) -> None:
+    """The per-epoch JSONL log, rewritten atomically (it is small)."""
+    write_text_atomic(run_dir / LOG_FILE, "".join(json.dumps(h) + "\n" for h in history))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -121,9 +193,7 @@ def read_meta(run_dir: Path) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise UserError(f"{path} is not a co-ssl meta.json (no format {FORMAT!r})")
     meta = upgrade_meta(meta, path)
-    for key in ("arch", "normalization"):
-        if key not in meta:
-            raise UserError(f"{path} lacks {key!r}; the run directory is damaged")
+    check_meta(meta, path)
     return meta
 
 

@@ -139,7 +139,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "train":
             from co_ssl_train.train import train
 
-            train(config_from_args(args))
+            cfg = config_from_args(args)
+            cfg.validate()  # every setting checked before any data is read or folder made
+            train(cfg)
         elif args.command == "methods":
             _list_methods()
         elif args.command == "archs":

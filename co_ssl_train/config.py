@@ -4,12 +4,19 @@ Every field is a flag (`--field-name`), grouped in `--help` by its `group`, with
 gives tuning advice. Unknown method, architecture or dataset names fail fast with the list of valid
 ones. The resolved config (defaults filled in, "auto" values decided) is stored in every
 checkpoint's `meta.json`, so a run can be reproduced from its checkpoint alone.
+
+`TrainConfig.validate` checks every setting before any work (the CLI calls it right after parsing,
+`train` again once the dataset's image size and the world size are known); `resolved` decides the
+"auto" values. Options added after the first checkpoint schema (`since="1.1"` in their metadata)
+are written to `meta.json` only when they differ from their default, so a run that does not use
+them stores exactly the config an older co-ssl stored; reading fills the default back in.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,9 +26,21 @@ from co_ssl_train.options import (COUNT, FINITE, INTEGER, NON_NEGATIVE, NON_NEGA
                                   UNIT_OPEN_LOW, Number)
 
 
+# Fields that may differ when resuming: they change how the run executes or is watched, not what it computes.
+RESUME_OVERRIDES = ("max_steps", "device", "progress", "workers", "threads", "save_every", "compile", "resume",
+                    "dist_timeout", "knn_every", "knn_k", "knn_temperature", "knn_bank", "knn_queries", "recipe")
+# "auto" values decided at start
+RESOLVED_FIELDS = ("image_size", "stem", "blur", "local_crops", "patch_size", "vit_patch_size")
+
+
 def opt(default: Any, help: str, group: str, **extra: Any) -> Any:
     """A dataclass field with argparse help text and a help group."""
     return field(default=default, metadata={"help": help, "group": group, **extra})
+
+
+def newer_opt(default: Any, help: str, group: str, **extra: Any) -> Any:
+    """An option added after schema 1: stored in meta.json only when it differs from `default`."""
+    return opt(default, help, group, since="1.1", **extra)
 
 
 @dataclass
@@ -33,7 +52,8 @@ class TrainConfig:
     split: str | None = opt(None, "split to train on (default: the dataset's training split)", "data")
     subset: int | None = opt(None, "train on a seeded subset of this many images of the split (quick runs)", "data")
     image_size: int | None = opt(None, "training crop size in px (default: the dataset's native size)", "data")
-    workers: int = opt(4, "DataLoader workers for folder datasets (they decode there)", "data")
+    workers: int = opt(4, "DataLoader worker processes that decode folder datasets, for training and the kNN "
+                       "monitor (in-memory datasets need none)", "data")
 
     # model
     arch: str = opt("resnet18", "backbone (co-ssl-train archs lists them with their receptive fields)", "model")
@@ -42,6 +62,10 @@ class TrainConfig:
     width: int = opt(64, "channels of the first stage (64 = torchvision); 16 gives a CPU-sized net", "model")
     rf: int = opt(0, "rf_resnet18 only: receptive field of the final map in px (29, 43, 59, 99, or any odd "
                   "value the stem allows); 0 = unbounded", "model")
+    rf_head: str = newer_opt("none", "rf_resnet18 only: 'mlp' puts a 2-layer MLP (Linear-BN-ReLU-Linear, width of "
+                             "the final map) after the global pooling, inside the encoder, as the CO-SSL paper's "
+                             "RF-ResNets have; the local map stays the bounded-RF map; 'none': pooled map only",
+                             "model", choices=("none", "mlp"))
     normalization: str = opt("dataset", "input normalization stored in the encoder: 'dataset' (mean/std "
                              "of the training images), 'imagenet' or 'none'", "model",
                              choices=("dataset", "imagenet", "none"))
@@ -75,7 +99,9 @@ class TrainConfig:
     head_bn: bool = opt(True, "DINO / CO-DINO: BatchNorm between the head's layers; --no-head-bn gives DINO's "
                         "ViT head (Linear + GELU, use_bn_in_head=False)", "method")
     vicreg_sim: float = opt(25.0, "VICReg / BagSSL invariance weight lambda", "method")
-    vicreg_var: float = opt(25.0, "VICReg / BagSSL variance weight mu", "method")
+    vicreg_var: float = opt(25.0, "VICReg / BagSSL variance weight mu, on v(z_a) + v(z_b) as in the paper and "
+                            "solo-learn; the official VICReg code averages the two terms instead, which "
+                            "--vicreg-var 12.5 reproduces", "method")
     vicreg_cov: float = opt(1.0, "VICReg / BagSSL covariance weight nu", "method")
 
     # CO-SSL local branch
@@ -93,6 +119,10 @@ class TrainConfig:
     mlp_after_pool: bool = opt(True, "heads after pooling (standard); --no-mlp-after-pool runs the heads at "
                                "every position and pools their outputs (the paper's 'no MLP after pooling' "
                                "ablation, our reading; implies shared heads)", "co-ssl")
+    local_target: str = newer_opt("global", "co-byol: what the local predictions regress: 'global', the target's "
+                                  "global projection of the other view (ours, default), or 'local', the target's "
+                                  "momentum *local* projector applied to the pooled target map (the paper's)",
+                                  "co-ssl", choices=("global", "local"))
 
     # augmentation
     min_scale: float = opt(0.08, "c_min, smallest crop area fraction of the global views (0.08 ImageNet; "
@@ -116,6 +146,13 @@ class TrainConfig:
     lr: float = opt(1.0, "base learning rate for a batch of 256, scaled linearly by the global batch / 256 "
                     "(LARS: 1.0 on CIFAR, 0.2-0.45 on ImageNet; AdamW: about 1e-3)", "optimization")
     weight_decay: float = opt(1e-5, "weight decay (LARS 1e-5 on CIFAR, 1.5e-6 on ImageNet)", "optimization")
+    lars_eta: float = newer_opt(0.02, "LARS trust coefficient eta: a weight's step is scaled by eta ||w|| / "
+                                "||g + wd w|| (BYOL and SimCLR: 1e-3; solo-learn: 0.02)", "optimization")
+    lars_clip: bool = newer_opt(False, "clip the LARS scale so the adapted learning rate never exceeds the "
+                                "global one (solo-learn's clip_lr)", "optimization")
+    exclude_bias_norm: bool = newer_opt(True, "biases and normalization parameters get neither weight decay "
+                                        "nor LARS adaptation (BYOL; solo-learn's exclude_bias_n_norm)",
+                                        "optimization")
     weight_decay_end: float | None = opt(None, "final weight decay, reached by a cosine (DINO-style); "
                                          "default: constant --weight-decay", "optimization")
     min_lr: float = opt(0.0, "learning rate the cosine ends at, not batch-scaled (DINO: 1e-6)", "optimization")
@@ -157,13 +194,117 @@ class TrainConfig:
     progress: bool = opt(True, "show a progress bar", "run")
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every field, except options newer than schema 1 left at their default (see the module docstring)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if not ("since" in f.metadata and getattr(self, f.name) == f.default)}
+
+    def run_dir_name(self) -> str:
+        """The run directory's name inside `--out`: `--run-name`, or `<method>-<arch>-<dataset>`."""
+        return self.run_name or f"{self.method}-{self.arch}-{self.dataset}"
+
+    def validate(self, image_size: int | None = None, world_size: int = 1) -> None:
+        """Refuse settings no run could use, with a one-line UserError naming the flag. Checks that need
+        the training image size run when it is given (or set by --image-size)."""
+        from co_ssl_train import arch_options
+        from co_ssl_train.errors import UserError
+        from co_ssl_train.methods import METHODS, get_method
+        from co_ssl_train.models import ARCHS
+
+        for f in dataclasses.fields(self):
+            value, flag = getattr(self, f.name), flag_of(f)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UserError(f"{flag} must be a finite number, got {value}")
+            if f.name in RANGES:  # the ranges the command line checks, for configs built in code too
+                RANGES[f.name].check(value, flag)
+        spec = get_method(self.method)
+        if self.arch not in ARCHS:
+            raise UserError(f"unknown architecture {self.arch!r}; choose one of: {', '.join(ARCHS)}")
+        size = image_size or self.image_size
+        crops = self.local_crops if self.local_crops is not None else (spec.local_crops or 0)
+        multi_crop = [n for n, s in METHODS.items() if s.local_crops is not None]
+        rf_options = ARCHS[self.arch].options
+        name = self.run_dir_name()
+        checks = [
+            (bool(name) and "/" not in name and not name.startswith("."),
+             f"--run-name {name!r} is not a valid folder name"),
+            (self.batch_size % world_size == 0, f"--batch-size {self.batch_size} does not divide by the {world_size} "
+                                                f"processes; use a multiple of {world_size}"),
+            (self.batch_size // world_size >= 2, f"--batch-size {self.batch_size} leaves fewer than 2 images per "
+                                                 "process (batch norm); raise it"),
+            (self.dino_center_momentum < 1,
+             f"--dino-center-momentum must be in [0, 1), got {self.dino_center_momentum}"),
+            (self.weight_form != "convex" or self.local_weight <= 1,
+             f"--local-weight must be <= 1 in the convex form, got {self.local_weight}"),
+            (self.ema < 1, f"--ema must be in [0, 1), got {self.ema}"),
+            (self.ema <= self.ema_end <= 1, f"--ema-end must be in [--ema, 1], got {self.ema_end}"),
+            (self.rf == 0 or "rf" in rf_options,
+             f"--rf applies to rf_resnet18 only; {self.arch} has a fixed receptive field (co-ssl-train archs)"),
+            (self.rf_head == "none" or "head" in rf_options, f"--rf-head applies to rf_resnet18 only, not {self.arch}"),
+            (self.rf_head == "none" or self.mlp_after_pool, "--rf-head mlp needs the heads after pooling "
+                                                            "(drop --no-mlp-after-pool)"),
+            (self.local_target == "global" or self.method == "co-byol",
+             f"--local-target local is offered for co-byol only, not {self.method}"),
+            (self.local_target == "global" or (not self.shared_heads and self.mlp_after_pool),
+             "--local-target local needs the separate local projector (drop --shared-heads / --no-mlp-after-pool)"),
+            (crops == 0 or spec.local_crops is not None,
+             f"--local-crops: multi-crop is offered for {', '.join(multi_crop)}, not {self.method}"),
+            (self.method != "byol-mc" or crops >= 1, "byol-mc needs --local-crops of at least 1"),
+            (0 < self.local_crop_scale_min < self.local_crop_scale_max <= 1,
+             "--local-crop-scale-min and --local-crop-scale-max must satisfy 0 < min < max <= 1"),
+            (self.patches >= 2, f"--patches must be at least 2 (a bag), got {self.patches}"),
+            (self.dino_prototypes >= 2, f"--dino-prototypes must be at least 2, got {self.dino_prototypes}"),
+            *arch_options.checks(self, size),
+        ]
+        if size is not None:
+            patch = self.patch_size or max(4, size // 2)
+            checks += [
+                (self.local_crop_size <= size, f"--local-crop-size must be in [0, {size}]"),
+                (4 <= patch <= size, f"--patch-size must be in [4, {size}] px, got {patch}"),
+            ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+    def resolved(self, image_size: int, world_size: int = 1) -> "TrainConfig":
+        """This config, validated, with its "auto" values decided for training images of `image_size` px."""
+        from co_ssl_train.methods import get_method
+
+        self.validate(image_size, world_size)
+        crops = self.local_crops if self.local_crops is not None else (get_method(self.method).local_crops or 0)
+        from co_ssl_train.arch_options import resolved_patch_size
+
+        return dataclasses.replace(
+            self, image_size=image_size, local_crops=crops, patch_size=self.patch_size or max(4, image_size // 2),
+            vit_patch_size=resolved_patch_size(self, image_size),
+            stem=self.stem if self.stem != "auto" else ("cifar" if image_size <= 64 else "imagenet"),
+            blur=self.blur if self.blur != "auto" else ("off" if image_size <= 64 else "on"))
 
     @classmethod
     def from_json(cls, data: dict) -> "TrainConfig":
         """Rebuild from a stored config, ignoring keys this version does not know."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+    def merged_for_resume(self, stored: dict[str, Any]) -> "TrainConfig":
+        """The run's stored config, with this command's execution-only settings (`RESUME_OVERRIDES`);
+        any other flag given with a value that differs from the run's is refused."""
+        from co_ssl_train.errors import UserError
+
+        default = TrainConfig()
+        merged = TrainConfig.from_json(stored)
+        for f in dataclasses.fields(TrainConfig):
+            given, before = getattr(self, f.name), getattr(merged, f.name)
+            if f.name in RESUME_OVERRIDES:
+                setattr(merged, f.name, given)
+            elif given != before and given != getattr(default, f.name) and f.name not in RESOLVED_FIELDS:
+                raise UserError(f"--resume: {flag_of(f)} {given} differs from the run's {before}; "
+                                "drop the flag to continue the run, or start a new --run-name")
+        return merged
+
+
+def flag_of(f: dataclasses.Field) -> str:
+    """The command-line flag of a TrainConfig field: its `flag` metadata, else `--field-name`."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
 def _base_type(tp: Any) -> type:
@@ -188,7 +329,9 @@ RANGES: dict[str, Number] = {
     "batch_size": Number(int, low=2), "lr": POSITIVE, "weight_decay": NON_NEGATIVE, "weight_decay_end": NON_NEGATIVE,
     "warmup_epochs": NON_NEGATIVE, "max_steps": COUNT, "dist_timeout": POSITIVE, "knn_every": NON_NEGATIVE_INT,
     "knn_k": COUNT, "knn_temperature": POSITIVE, "knn_bank": COUNT, "knn_queries": COUNT, "seed": SEED,
-    "save_every": NON_NEGATIVE_INT, "threads": NON_NEGATIVE_INT,
+    "save_every": NON_NEGATIVE_INT, "threads": NON_NEGATIVE_INT, "lars_eta": POSITIVE,
+    "vit_patch_size": NON_NEGATIVE_INT, "vit_dim": NON_NEGATIVE_INT, "vit_depth": NON_NEGATIVE_INT,
+    "vit_heads": NON_NEGATIVE_INT, "min_lr": NON_NEGATIVE, "clip_grad": NON_NEGATIVE, "freeze_last_layer": NON_NEGATIVE,
 }
 
 
@@ -206,7 +349,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type = TrainConfig) ->
     for f in dataclasses.fields(cls):
         meta = f.metadata
         group = groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
-        flag = meta.get("flag") or "--" + f.name.replace("_", "-")
+        flag = flag_of(f)
         tp = _base_type(hints[f.name])
         default_text = f" (default: {f.default})"
         if tp is bool:

@@ -2,7 +2,11 @@
 
 A recipe is a list of command-line flags, each with its source: "paper" (the CO-SSL paper),
 another paper it names (BYOL, SimCLR, MoCo v3, DINO, VICReg), "solo-learn" (that library's
-published recipe for the dataset), or "ours" where neither says. Method-specific values
+published recipe for the dataset, `scripts/pretrain/<dataset>/<method>.yaml`), a method's official
+code, or "ours" where none says. LARS follows each source too: solo-learn's recipes use trust
+coefficient 0.02 with clipping (`clip_lr`); BYOL, SimCLR, MoCo v3, DINO (ResNet-50) and VICReg on
+ImageNet use 1e-3 without clipping; all of them exclude biases and norm parameters from LARS
+adaptation and weight decay. Method-specific values
 (learning rate, heads, temperatures) sit under the method; the flags of `--method`'s entry are
 applied after the common ones. `co-ssl-train --recipe cifar10 --method co-byol ...` expands to the
 recipe's flags followed by the user's, so any flag given on the command line wins;
@@ -61,9 +65,21 @@ _SMALL_PER_METHOD: dict[str, tuple[Setting, ...]] = {
                ("--proj-dim", "2048", "ours"), ("--patch-size", "16", "ours"), ("--patches", "16", "ours")),
 }
 
+# solo-learn's LARS (every CIFAR and ImageNet-100 recipe): eta 0.02, clip_lr, exclude_bias_n_norm
+_SOLO_LARS: tuple[Setting, ...] = (
+    ("--optimizer", "lars", "solo-learn"), ("--lars-eta", "0.02", "solo-learn"), ("--lars-clip", None, "solo-learn"),
+    ("--exclude-bias-norm", None, "solo-learn"),
+)
+
+
+def _paper_lars(source: str) -> tuple[Setting, ...]:
+    """LARS as the ImageNet papers and their code run it: eta 1e-3, no clipping, biases and norms excluded."""
+    return (("--lars-eta", "1e-3", source), ("--no-lars-clip", None, source), ("--exclude-bias-norm", None, source))
+
+
 _SMALL_COMMON: tuple[Setting, ...] = (
     ("--arch", "resnet18", "solo-learn"), ("--stem", "cifar", "solo-learn"), ("--batch-size", "256", "solo-learn"),
-    ("--optimizer", "lars", "solo-learn"), ("--warmup-epochs", "10", "solo-learn"),
+    *_SOLO_LARS, ("--warmup-epochs", "10", "solo-learn"),
     ("--min-scale", "0.08", "solo-learn"), ("--blur", "off", "solo-learn"), *_CO_COMMON,
 )
 
@@ -80,7 +96,7 @@ RECIPES: dict[str, Recipe] = {
         "ImageNet-100 class folders (--data-root), 224 px, ResNet-18, 400 epochs, batch 256", "co-byol",
         (("--dataset", "imagefolder", "-"), ("--arch", "resnet18", "solo-learn"), ("--stem", "imagenet", "solo-learn"),
          ("--image-size", "224", "solo-learn"), ("--epochs", "400", "solo-learn"), ("--batch-size", "256", "solo-learn"),
-         ("--optimizer", "lars", "solo-learn"), ("--warmup-epochs", "10", "solo-learn"),
+         *_SOLO_LARS, ("--warmup-epochs", "10", "solo-learn"),
          ("--min-scale", "0.08", "BYOL paper"), ("--blur", "on", "BYOL paper"), ("--workers", "8", "ours"),
          *_CO_COMMON),
         {**_same(_BYOL, (("--lr", "0.5", "solo-learn"), ("--weight-decay", "1e-6", "solo-learn"),
@@ -109,20 +125,23 @@ RECIPES: dict[str, Recipe] = {
          *_CO_COMMON),
         {**_same(_BYOL, (("--lr", "0.2", "BYOL paper"), ("--weight-decay", "1.5e-6", "BYOL paper"),
                          ("--ema", "0.996", "BYOL paper"), ("--proj-hidden", "4096", "BYOL paper"),
-                         ("--proj-dim", "256", "BYOL paper"))),
+                         ("--proj-dim", "256", "BYOL paper"), *_paper_lars("BYOL paper"))),
          **_same(_SIMCLR, (("--lr", "0.3", "SimCLR paper"), ("--weight-decay", "1e-6", "SimCLR paper"),
                            ("--proj-hidden", "2048", "SimCLR paper"), ("--proj-dim", "128", "SimCLR paper"),
-                           ("--temperature", "0.1", "SimCLR paper"))),
+                           ("--temperature", "0.1", "SimCLR paper"), *_paper_lars("SimCLR paper"))),
          **_same(_MOCO, (("--lr", "0.6", "MoCo v3 paper"), ("--weight-decay", "1e-6", "MoCo v3 paper"),
                          ("--ema", "0.99", "MoCo v3 paper"), ("--proj-hidden", "4096", "MoCo v3 paper"),
-                         ("--proj-dim", "256", "MoCo v3 paper"), ("--temperature", "1.0", "MoCo v3 paper"))),
+                         ("--proj-dim", "256", "MoCo v3 paper"), ("--temperature", "1.0", "MoCo v3 paper"),
+                         *_paper_lars("MoCo v3 code"))),
          **_same(_DINO, (("--lr", "0.3", "ours"), ("--weight-decay", "1e-6", "ours"), ("--ema", "0.996", "DINO paper"),
                          ("--proj-hidden", "2048", "DINO paper"), ("--proj-dim", "256", "DINO paper"),
-                         ("--dino-prototypes", "65536", "DINO paper"))),
+                         ("--dino-prototypes", "65536", "DINO paper"), *_paper_lars("DINO code"))),
          **_same(_VICREG, (("--lr", "0.2", "VICReg paper"), ("--weight-decay", "1e-6", "VICReg paper"),
-                           ("--proj-hidden", "8192", "VICReg paper"), ("--proj-dim", "8192", "VICReg paper"))),
+                           ("--proj-hidden", "8192", "VICReg paper"), ("--proj-dim", "8192", "VICReg paper"),
+                           *_paper_lars("VICReg code"))),
          "bagssl": (("--lr", "0.2", "ours"), ("--weight-decay", "1e-6", "ours"), ("--proj-hidden", "8192", "ours"),
-                    ("--proj-dim", "8192", "ours"), ("--patch-size", "96", "ours"), ("--patches", "16", "ours"))}),
+                    ("--proj-dim", "8192", "ours"), ("--patch-size", "96", "ours"), ("--patches", "16", "ours"),
+                    *_paper_lars("ours"))}),
 }
 
 

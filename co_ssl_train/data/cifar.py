@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from co_ssl_train.data.datasets import DatasetInfo, ImageDataset, resize_uint8
-from co_ssl_train.data.fashion_mnist import default_data_root
+from co_ssl_train.data.paths import default_data_dir
 from co_ssl_train.errors import UserError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -44,7 +44,7 @@ def read_batch(path: Path) -> dict:
 
 def _folder(root: Path | None, sub: str, marker: str, download: bool, cls_name: str) -> Path:
     """The folder holding the batch files: `<root>/<sub>` or `<root>` itself."""
-    base = root if root is not None else default_data_root()
+    base = root if root is not None else default_data_dir()
     for folder in (base / sub, base):
         if (folder / marker).is_file():
             return folder

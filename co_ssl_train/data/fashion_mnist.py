@@ -13,13 +13,13 @@ channels (our choice, recorded in `DatasetInfo.notes`).
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from co_ssl_train.data.datasets import DatasetInfo, ImageDataset, resize_uint8
+from co_ssl_train.data.paths import default_data_dir
 from co_ssl_train.errors import UserError
 
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -32,11 +32,6 @@ FILES = {
 NATIVE_SIZE = 32
 HOW_TO_GET = ("install Debian's package (apt-get install dataset-fashion-mnist), pass --data-root DIR "
               "holding FashionMNIST/raw/*-ubyte[.gz], or add --download when online")
-
-
-def default_data_root() -> Path:
-    """Where dataset downloads go when no `--data-root` is given: $CO_SSL_DATA, else ~/.cache/co-ssl/data."""
-    return Path(os.environ.get("CO_SSL_DATA", Path.home() / ".cache" / "co-ssl" / "data"))
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -72,7 +67,7 @@ def find_files(split: str, root: Path | None) -> tuple[Path, Path] | None:
     if root is not None:
         candidates += [root / "FashionMNIST" / "raw", root, root / "fashion-mnist"]
     else:
-        candidates += [DEBIAN_DIR, default_data_root() / "FashionMNIST" / "raw"]
+        candidates += [DEBIAN_DIR, default_data_dir() / "FashionMNIST" / "raw"]
     for folder in candidates:
         images, labels = (_find(folder, stem) for stem in FILES[split])
         if images is not None and labels is not None:
@@ -83,7 +78,7 @@ def find_files(split: str, root: Path | None) -> tuple[Path, Path] | None:
 def _download(root: Path | None) -> None:
     import torchvision
 
-    target = root if root is not None else default_data_root()
+    target = root if root is not None else default_data_dir()
     try:
         torchvision.datasets.FashionMNIST(str(target), train=True, download=True)
         torchvision.datasets.FashionMNIST(str(target), train=False, download=True)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from co_ssl_train.data.datasets import DatasetInfo, ImageDataset, resize_uint8
-from co_ssl_train.data.fashion_mnist import default_data_root
+from co_ssl_train.data.paths import default_data_dir
 from co_ssl_train.errors import UserError
 
 CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck")
@@ -20,7 +20,7 @@ SIDE = 96
 
 
 def _folder(root: Path | None, download: bool) -> Path:
-    base = root if root is not None else default_data_root()
+    base = root if root is not None else default_data_dir()
     for folder in (base / "stl10_binary", base):
         if (folder / "test_X.bin").is_file():
             return folder

@@ -84,7 +84,7 @@ class BagSSL(nn.Module):
 
     def forward(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         maps = encode_views(self.encoder, views, (self.encoder.global_layer,))[0]
-        z = gather_batch(torch.stack(global_outputs(self.head, maps)))  # (K, N, D)
+        z = gather_batch(torch.stack(global_outputs(self.head, maps, pool=self.encoder.pool)))  # (K, N, D)
         with torch.autocast(views[0].device.type, enabled=False):
             loss = bag_loss(z, *self.weights)
         return loss, {"loss_global": loss.detach()}

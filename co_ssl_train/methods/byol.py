@@ -9,9 +9,13 @@ Multi-crop (`byol-mc`, the baseline the CO-SSL reviewers asked for): the online 
 view other than itself, averaged over those pairs (DINO's multi-crop pairing; ours for BYOL).
 
 CO-BYOL adds the local branch of `co.py`: local projector + predictor at every position of the
-n x n grid, each local prediction of view a regressing the target *global* projection of view b.
-The target keeps a momentum copy of the local projector, as the paper describes; the loss does
-not use it (the local loss targets are global projections).
+n x n grid, each local prediction of view a regressing a target of view b. The target keeps a
+momentum copy of the local projector, as the paper describes. What the local predictions regress
+is `--local-target`:
+- `global` (default, ours): the target's *global* projection of view b, the same `z_b` the global
+  loss uses (the momentum local projector is then kept up to date but unused);
+- `local` (the paper's): the momentum local projector applied to the target's pooled map of view b
+  (the map of the local layer, averaged over positions): `z_b^loc = g'_loc(mean_hw L'_b)`.
 """
 
 from __future__ import annotations
@@ -81,15 +85,19 @@ class BYOL(nn.Module):
     def forward(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         after_pool = self.settings is None or self.settings.mlp_after_pool
         maps = encode_views(self.encoder, views, self.layers)
-        p = global_outputs(self.head, maps[0], after_pool)
+        p = global_outputs(self.head, maps[0], after_pool, self.encoder.pool)
+        local_target = self.local is not None and self.settings.target == "local"
         with torch.no_grad():
-            z = global_outputs(self.target_projector, encode_views(self.target_encoder, views[:2], self.layers[:1])[0],
-                               after_pool)
+            target_maps = encode_views(self.target_encoder, views[:2], self.layers if local_target else self.layers[:1])
+            z = global_outputs(self.target_projector, target_maps[0], after_pool, self.target_encoder.pool)
+            if local_target:  # the momentum local projector on the pooled local-layer map
+                z_local = global_outputs(self.target_local_projector, target_maps[-1])
         global_loss = cross_view_mean(byol_loss, p, z)
         logs = {"loss_global": global_loss.detach()}
         if self.local is None:
             return global_loss, logs
+        targets = z_local if local_target else z
         q_a, q_b = self.local(torch.cat(maps[-1][:2])).chunk(2, dim=1)  # (n*n, B, D) each
-        local_loss = 0.5 * (byol_loss(q_a, z[1]) + byol_loss(q_b, z[0]))
+        local_loss = 0.5 * (byol_loss(q_a, targets[1]) + byol_loss(q_b, targets[0]))
         logs["loss_local"] = local_loss.detach()
         return combine(global_loss, local_loss, self.settings.weight, self.settings.form), logs

@@ -38,10 +38,13 @@ class LocalSettings:
     layer: str = "layer4"  # stage whose map gives the local vectors
     shared_heads: bool = False
     mlp_after_pool: bool = True
+    target: str = "global"  # CO-BYOL: "local" regresses the target's local projection of its pooled map
 
     def to_json(self) -> dict:
+        """The settings as meta.json records them (`target` only when it is not the default "global")."""
         return dict(weight=self.weight, form=self.form, grid=self.grid, layer=self.layer,
-                    shared_heads=self.shared_heads, mlp_after_pool=self.mlp_after_pool)
+                    shared_heads=self.shared_heads, mlp_after_pool=self.mlp_after_pool,
+                    **({"target": self.target} if self.target != "global" else {}))
 
 
 def local_settings(cfg, co: bool) -> LocalSettings | None:
@@ -49,7 +52,8 @@ def local_settings(cfg, co: bool) -> LocalSettings | None:
     if not co:
         return None
     return LocalSettings(weight=cfg.local_weight, form=cfg.weight_form, grid=cfg.local_grid, layer=cfg.local_layer,
-                         shared_heads=cfg.shared_heads or not cfg.mlp_after_pool, mlp_after_pool=cfg.mlp_after_pool)
+                         shared_heads=cfg.shared_heads or not cfg.mlp_after_pool, mlp_after_pool=cfg.mlp_after_pool,
+                         target=cfg.local_target)
 
 
 def combine(global_loss: torch.Tensor, local_loss: torch.Tensor, weight: float, form: str) -> torch.Tensor:

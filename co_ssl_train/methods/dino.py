@@ -112,10 +112,10 @@ class DINO(nn.Module):
     def forward(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         after_pool = self.settings is None or self.settings.mlp_after_pool
         maps = encode_views(self.encoder, views, self.layers)
-        student = global_outputs(self.head, maps[0], after_pool)
+        student = global_outputs(self.head, maps[0], after_pool, self.encoder.pool)
         with torch.no_grad():
             teacher = global_outputs(self.target_head, encode_views(self.target_encoder, views[:2], self.layers[:1])[0],
-                                     after_pool)
+                                     after_pool, self.target_encoder.pool)
             probs = [teacher_probabilities(t, self.center, self.teacher_temp) for t in teacher]
             batch_center = all_reduce_mean(torch.cat(teacher).float().mean(dim=0, keepdim=True))
             self.center.mul_(self.center_momentum).add_(batch_center, alpha=1 - self.center_momentum)

@@ -70,10 +70,10 @@ class MoCoV3(nn.Module):
     def forward(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         after_pool = self.settings is None or self.settings.mlp_after_pool
         maps = encode_views(self.encoder, views[:2], self.layers)
-        q = global_outputs(self.head, maps[0], after_pool)
+        q = global_outputs(self.head, maps[0], after_pool, self.encoder.pool)
         with torch.no_grad():
             k = global_outputs(self.target_projector, encode_views(self.target_encoder, views[:2], self.layers[:1])[0],
-                               after_pool)
+                               after_pool, self.target_encoder.pool)
         ql = self.local(torch.cat(maps[-1])).chunk(2, dim=1) if self.local is not None else None
         t = self.temperature
         with torch.autocast(views[0].device.type, enabled=False):

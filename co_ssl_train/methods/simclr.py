@@ -85,7 +85,7 @@ class SimCLR(nn.Module):
     def forward(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         after_pool = self.settings is None or self.settings.mlp_after_pool
         maps = encode_views(self.encoder, views[:2], self.layers)
-        z = global_outputs(self.head, maps[0], after_pool)
+        z = global_outputs(self.head, maps[0], after_pool, self.encoder.pool)
         q = self.local(torch.cat(maps[-1])).chunk(2, dim=1) if self.local is not None else None
         with torch.autocast(views[0].device.type, enabled=False):
             global_loss = nt_xent(z[0], z[1], self.temperature)

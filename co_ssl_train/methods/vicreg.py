@@ -93,7 +93,7 @@ class VICReg(nn.Module):
     def forward(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         after_pool = self.settings is None or self.settings.mlp_after_pool
         maps = encode_views(self.encoder, views[:2], self.layers)
-        z = [gather_batch(v) for v in global_outputs(self.head, maps[0], after_pool)]
+        z = [gather_batch(v) for v in global_outputs(self.head, maps[0], after_pool, self.encoder.pool)]
         ql = self.local(torch.cat(maps[-1])).chunk(2, dim=1) if self.local is not None else None
         with torch.autocast(views[0].device.type, enabled=False):
             global_loss = vicreg_loss(z[0], z[1], *self.weights)

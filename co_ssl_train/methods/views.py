@@ -71,12 +71,17 @@ def encode_views(encoder: Encoder, views: Sequence[torch.Tensor], layers: Sequen
     return maps
 
 
-def global_outputs(head: nn.Module, maps: Sequence[torch.Tensor], mlp_after_pool: bool = True) -> list[torch.Tensor]:
-    """Per view `(B, D)`: `head(mean of the map)`, or, with `mlp_after_pool=False`, the mean over
-    positions of `head` applied at every position. Views of one size share one head call."""
+def global_outputs(head: nn.Module, maps: Sequence[torch.Tensor], mlp_after_pool: bool = True,
+                   pool: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """Per view `(B, D)`: `head(pool(map))` (`pool`: the encoder's, default the mean over positions),
+    or, with `mlp_after_pool=False`, the mean over positions of `head` applied at every position.
+    Views of one size share one head call."""
     out: list[torch.Tensor] = []
     for batch, count in _same_size_runs(maps):
-        y = head(batch.mean(dim=(2, 3))) if mlp_after_pool else per_position(head, batch).mean(dim=0)
+        if mlp_after_pool:
+            y = head(pool(batch) if pool is not None else batch.mean(dim=(2, 3)))
+        else:
+            y = per_position(head, batch).mean(dim=0)
         out.extend(y.chunk(count))
     return out
 

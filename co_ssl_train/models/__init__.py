@@ -61,7 +61,7 @@ ARCHS: dict[str, ArchSpec] = {
                                 "torchvision wide_resnet50_2"),
     "wide_resnet101_2": ArchSpec(_resnet("bottleneck", (3, 4, 23, 3), 128), _RESNET_OPTIONS,
                                  "torchvision wide_resnet101_2"),
-    "rf_resnet18": ArchSpec(rf_resnet, ("stem", "width", "rf"),
+    "rf_resnet18": ArchSpec(rf_resnet, ("stem", "width", "rf", "head"),
                             f"ResNet-18 layout with a bounded receptive field: --rf {'/'.join(map(str, RF_OFFERED))} "
                             "(any reachable odd value) or 0 for unbounded (ours: 3x3 convs turned 1x1 from the end)",
                             family="rf-resnet"),

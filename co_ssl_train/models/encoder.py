@@ -5,7 +5,8 @@ saliency and corruptions all work in pixel space.
 
 - `forward_local(x) -> (B, C, h, w)`: the feature map before global pooling (stage
   `local_layer`, `layer4` unless chosen otherwise);
-- `forward_global(x) -> (B, C)`: its average over positions (also `forward`);
+- `forward_global(x) -> (B, C)`: its average over positions (also `forward`), through the
+  backbone's `pooled_head` when it has one (RF-ResNet with `head="mlp"`; `pool` does this step);
 - `forward_maps(x, layers)`: several stage maps from one pass (training uses it to get the final
   map for the global branch and the CO-SSL local map, e.g. `layer3`, together).
 """
@@ -49,8 +50,17 @@ class Encoder(nn.Module):
         return self.backbone.forward_features(self.normalize(x), layer or self.local_layer)
 
     def forward_global(self, x: torch.Tensor, layer: str | None = None) -> torch.Tensor:
-        """Images `(B, 3, H, W)` in [0, 1] -> global representation `(B, C)`, the mean of the local map."""
-        return self.forward_local(x, layer).mean(dim=(2, 3))
+        """Images `(B, 3, H, W)` in [0, 1] -> global representation `(B, C)`, the mean of the local map
+        (then the backbone's `pooled_head`, when it has one and `layer` is the final stage)."""
+        local = self.forward_local(x, layer)
+        return self.pool(local) if (layer or self.local_layer) == self.final_layer else local.mean(dim=(2, 3))
+
+    def pool(self, final_map: torch.Tensor) -> torch.Tensor:
+        """The final stage's map `(B, C, h, w)` -> the global representation `(B, C)`: its mean over
+        positions, then the backbone's `pooled_head` when it has one."""
+        pooled = final_map.mean(dim=(2, 3))
+        head = getattr(self.backbone, "pooled_head", None)
+        return pooled if head is None else head(pooled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_global(x)

@@ -112,6 +112,8 @@ class StagedBackbone(nn.Module):
 
     stem_kernels: tuple[tuple[int, int], ...]
     channels: dict[str, int]
+    # `pooled_head` (an nn.Module, only where one exists: RF-ResNet with head="mlp"): applied to the pooled
+    # final map by `Encoder.pool`
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -278,12 +280,23 @@ def kernel_plan_for_rf(rf: int, stem: str) -> list[tuple[int, int]]:
     return [(choice[2 * b], choice[2 * b + 1]) for b in range(len(choice) // 2)]
 
 
-def rf_resnet(rf: int = 0, stem: str = "cifar", width: int = 64) -> ResNet:
-    """An RF-ResNet-18 whose final map has receptive field `rf` px (0: unbounded)."""
+def rf_resnet(rf: int = 0, stem: str = "cifar", width: int = 64, head: str = "none") -> ResNet:
+    """An RF-ResNet-18 whose final map has receptive field `rf` px (0: unbounded).
+
+    `head="mlp"`: a 2-layer MLP (Linear, BatchNorm, ReLU, Linear; the final map's width throughout)
+    after the global pooling, as the CO-SSL paper's RF-ResNets have, so the global representation
+    can combine the bounded-RF local features non-linearly; the local map is unchanged.
+    """
     if stem not in ("imagenet", "cifar"):
         raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
+    if head not in ("none", "mlp"):
+        raise ValueError(f"head must be 'none' or 'mlp', got {head!r}")
     plan = kernel_plan_for_rf(int(rf), stem)
-    return ResNet("basic", RF_LAYERS, width=width, stem=stem, strides=RF_STRIDES, kernel_plan=plan)
+    net = ResNet("basic", RF_LAYERS, width=width, stem=stem, strides=RF_STRIDES, kernel_plan=plan)
+    if head == "mlp":
+        c = net.channels[STAGES[-1]]
+        net.pooled_head = nn.Sequential(nn.Linear(c, c), nn.BatchNorm1d(c), nn.ReLU(inplace=True), nn.Linear(c, c))
+    return net
 
 
 def describe_plan(plan: Sequence[Sequence[int]], layers: Sequence[int] = RF_LAYERS) -> str:

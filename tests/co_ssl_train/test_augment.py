@@ -76,7 +76,7 @@ def test_each_random_choice_is_drawn_per_image():
 
 def test_repeated_batches_get_independent_views():
     """Multi-crop and BagSSL augment the batch repeated `count` times in one call: every copy differs."""
-    from co_ssl_train.train import make_views
+    from co_ssl_train.batches import make_views
 
     x = _images(4)
     views = make_views(x, [(ViewAugment(12, scale=(0.05, 0.4)), 3)], torch.Generator().manual_seed(0),

@@ -8,7 +8,6 @@ import pytest
 from co_ssl_train.cli import build_parser, expand_recipe, main
 from co_ssl_train.config import config_from_args
 from co_ssl_train.recipes import RECIPES, recipe_settings
-from co_ssl_train.train import resolve_config
 
 
 def _config(argv: list[str]):
@@ -21,10 +20,14 @@ def test_every_recipe_gives_a_valid_config_for_every_method(recipe, method):
     cfg = _config(["--recipe", recipe, "--method", method])
     assert cfg.method == method and cfg.recipe == recipe
     size = 224 if "imagenet" in recipe else 32
-    resolved = resolve_config(cfg, cfg.image_size or size)
+    resolved = cfg.resolved(cfg.image_size or size)
     assert resolved.image_size == size
     # every flag of the recipe reached the config
     for flag, value, _ in recipe_settings(recipe, method):
+        if value is None:  # a switch: --name or --no-name
+            assert getattr(cfg, flag.removeprefix("--no-").removeprefix("--").replace("-", "_")) is \
+                (not flag.startswith("--no-")), flag
+            continue
         field = flag[2:].replace("-", "_")
         assert str(getattr(cfg, field)) == value or float(getattr(cfg, field)) == float(value), flag
 

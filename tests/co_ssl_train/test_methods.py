@@ -24,7 +24,7 @@ from co_ssl_train.methods.vicreg import covariance_term, variance_term, vicreg_l
 from co_ssl_train.methods.views import cross_view_mean
 from co_ssl_train.models import build_encoder
 from co_ssl_train.schedules import cosine, ema_momentum
-from co_ssl_train.train import make_views, resolve_config
+from co_ssl_train.batches import make_views
 
 # ---- BYOL ------------------------------------------------------------------------------------
 
@@ -216,7 +216,7 @@ def test_per_position_head_equals_a_1x1_convolution_mlp():
 def _cfg(method: str, **kw) -> TrainConfig:
     base = dict(method=method, dataset="synthetic", arch="resnet10", width=8, proj_hidden=32, proj_dim=16,
                 dino_prototypes=32, batch_size=8, patches=3, local_crops=None)
-    return resolve_config(TrainConfig(**{**base, **kw}), 32)
+    return TrainConfig(**{**base, **kw}).resolved(32)
 
 
 def test_local_branch_pools_to_the_grid_and_shares_heads_on_request():

@@ -12,7 +12,7 @@ from co_ssl_train.config import TrainConfig
 from co_ssl_train.errors import UserError
 from co_ssl_train.checkpoint import load_run_encoder
 from co_ssl_train.methods import METHODS
-from co_ssl_train.train import resolve_config, train
+from co_ssl_train.train import train
 from tests.conftest import TINY
 
 
@@ -85,8 +85,8 @@ def test_invalid_settings_fail_before_training(tmp_path, change, match):
 
 def test_batch_that_does_not_divide_by_the_world_size_is_refused():
     with pytest.raises(UserError, match="does not divide by the 3 processes"):
-        resolve_config(TrainConfig(**TINY), 32, world_size=3)
-    assert resolve_config(TrainConfig(**TINY), 32, world_size=4).batch_size == 32
+        TrainConfig(**TINY).resolved(32, world_size=3)
+    assert TrainConfig(**TINY).resolved(32, world_size=4).batch_size == 32
 
 
 @pytest.mark.parametrize("arch,kwargs", [("rf_resnet18", {"rf": 29}), ("bagnet9", {})])

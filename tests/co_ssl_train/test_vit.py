@@ -6,7 +6,7 @@ import pytest
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
-from co_ssl_train.checkpoint import load_run_encoder, save_run
+from co_ssl_train.checkpoint import RunMeta, load_run_encoder, save_run
 from co_ssl_train.errors import UserError
 from co_ssl_train.models import ARCHS, build_encoder
 
@@ -89,7 +89,11 @@ def test_registry_presets_and_errors():
 def test_run_directory_round_trip_keeps_timm_names(tmp_path):
     torch.manual_seed(0)
     enc = build_encoder("vit", {**TINY, "reg_tokens": 1}).eval()
-    save_run(tmp_path / "run", enc, {"method": "byol"}, None)
+    meta = RunMeta(method="byol", config={}, dataset={"name": "synthetic"}, input_size=32, epoch=0, step=0,
+                   total_steps=1, finished=False, metrics={}, exported="online encoder", receptive_field=None,
+                   local_branch=None, representation={"kind": "readout", "readout": "cls", "layer": "blocks.1"},
+                   encoder=enc.describe(), views=[], distributed={"world_size": 1})
+    save_run(tmp_path / "run", enc, meta, None)
     again, meta, _ = load_run_encoder(tmp_path / "run")
     assert meta["arch"] == {"name": "vit", "kwargs": {**TINY, "reg_tokens": 1}} and meta["local_layer"] == "blocks.1"
     assert "blocks.0.attn.qkv.weight" in enc.backbone.state_dict() and "reg_token" in enc.backbone.state_dict()

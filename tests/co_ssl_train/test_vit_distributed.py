@@ -13,7 +13,6 @@ from co_ssl_train import distributed
 from co_ssl_train.config import TrainConfig
 from co_ssl_train.methods import METHODS
 from co_ssl_train.models import build_encoder
-from co_ssl_train.train import resolve_config
 from tests.co_ssl_train.test_distributed import _free_port
 
 VIT = {"patch_size": 8, "img_size": 32, "embed_dim": 24, "depth": 2, "num_heads": 2}
@@ -21,9 +20,9 @@ VIT = {"patch_size": 8, "img_size": 32, "embed_dim": 24, "depth": 2, "num_heads"
 
 def _model():
     torch.manual_seed(0)
-    cfg = resolve_config(TrainConfig(method="co-dino", dataset="synthetic", arch="vit_tiny", vit_patch_size=8,
-                                     vit_dim=24, vit_depth=2, vit_heads=2, proj_hidden=32, proj_dim=16,
-                                     dino_prototypes=32, batch_size=8, head_bn=False), 32)
+    cfg = TrainConfig(method="co-dino", dataset="synthetic", arch="vit_tiny", vit_patch_size=8, vit_dim=24,
+                      vit_depth=2, vit_heads=2, proj_hidden=32, proj_dim=16, dino_prototypes=32, batch_size=8,
+                      head_bn=False).resolved(32)
     method = METHODS["co-dino"].build(build_encoder("vit_tiny", VIT), cfg)
     method.set_schedule_values(teacher_temp=0.05)
     return method

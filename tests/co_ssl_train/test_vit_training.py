@@ -16,7 +16,8 @@ from co_ssl_train.errors import UserError
 from co_ssl_train.methods import METHODS
 from co_ssl_train.models import build_encoder
 from co_ssl_train.recipes import recipe_args, recipe_settings
-from co_ssl_train.train import make_views, resolve_config, train
+from co_ssl_train.batches import make_views
+from co_ssl_train.train import train
 from tests.conftest import TINY
 
 VIT = {"patch_size": 8, "img_size": 32, "embed_dim": 24, "depth": 2, "num_heads": 2}  # 4x4 tokens at 32 px
@@ -26,7 +27,7 @@ VIT_CFG = dict(arch="vit_tiny", vit_patch_size=8, vit_dim=24, vit_depth=2, vit_h
 def _cfg(method: str, **kw) -> TrainConfig:
     base = dict(method=method, dataset="synthetic", proj_hidden=32, proj_dim=16, dino_prototypes=32, batch_size=6,
                 patches=3, patch_size=16, local_crops=None, **VIT_CFG)
-    return resolve_config(TrainConfig(**{**base, **kw}), 32)
+    return TrainConfig(**{**base, **kw}).resolved(32)
 
 
 def _method(name: str, **kw):
@@ -265,9 +266,9 @@ def test_invalid_vit_settings_are_refused_before_training(change, match):
 
 def test_vit_patch_size_is_automatic_from_the_image_size():
     for size, patch in ((32, 4), (96, 8), (224, 16)):
-        cfg = resolve_config(TrainConfig(arch="vit_small", dataset="synthetic"), size)
+        cfg = TrainConfig(arch="vit_small", dataset="synthetic").resolved(size)
         assert cfg.vit_patch_size == patch
-    assert resolve_config(TrainConfig(arch="resnet18", dataset="synthetic"), 32).vit_patch_size == 0
+    assert TrainConfig(arch="resnet18", dataset="synthetic").resolved(32).vit_patch_size == 0
 
 
 def test_vit_recipes_name_a_source_for_every_setting():
