@@ -84,7 +84,7 @@ def train(cfg: TrainConfig) -> Path:
     try:
         return _train(cfg, ctx)
     except KeyboardInterrupt as e:  # say what is kept, naming a checkpoint only when there is one
-        run_dir = run_dir_for(cfg)
+        run_dir = Path(cfg.out) / cfg.run_dir_name()
         e.args = (f"the last checkpoint in {run_dir} is kept (continue with --resume)"
                   if (run_dir / checkpoint.STATE_FILE).is_file() else f"no checkpoint of {run_dir} was written yet",)
         raise
