@@ -104,7 +104,7 @@ def test_meta_describes_the_local_branch_and_the_bag_readout(tmp_path):
     co = train(TrainConfig(**small, method="co-byol", local_layer="layer3", local_grid=2, run_name="co"))
     meta = json.loads((co / "meta.json").read_text())
     assert meta["local_branch"] == {"weight": 0.5, "form": "additive", "grid": 2, "layer": "layer3",
-                                    "shared_heads": False, "mlp_after_pool": True}
+                                    "shared_heads": False, "mlp_after_pool": True, "stage": "layer3"}
     assert meta["local_layer"] == "layer4"  # the exported encoder's map is the final stage
     bag = train(TrainConfig(**small, method="bagssl", patches=3, run_name="bag"))
     meta = json.loads((bag / "meta.json").read_text())
