@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)
     try:
         args.run(args)
+        from coanalysis.sharding import leave_shards
+
+        leave_shards()  # under torchrun: the ranks finish together
     except UserError as e:
         if getattr(args, "debug", False):
             traceback.print_exc()

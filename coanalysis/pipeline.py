@@ -8,6 +8,10 @@ subset size). For each model the pipeline
    the kNN readout (PROTOCOLS.md section 2) of each evaluation subset;
 3. runs each requested analysis, skipping the cells already stored and writing each new cell
    atomically as soon as it is done.
+
+Under torchrun (`Session.shards`, see `coanalysis.sharding`) rank 0 is the only writer: it fits the
+probe and sends it to the other ranks, every rank computes its share of the cells, and rank 0
+stores them after each round.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from coanalysis.trainer import (ENCODER_FILE, META_FILE, STATE_FILE, AnyDataset,
 from coanalysis.loading import check_finite_weights, load_encoder
 from coanalysis.probe import LinearProbe, ProbeProtocol, fit_probe, load_probe, probe_accuracy, save_probe
 from coanalysis.results import Result, ResultsStore, check_model_name, normalized
+from coanalysis.sharding import Shards
 from coanalysis.stats import correctness_record
 
 
@@ -55,6 +60,7 @@ class Session:
     load_options: dict = field(default_factory=dict)  # model name -> load_encoder keywords (format, arch, branch)
     normalization: Any = None  # (mean, std) replacing every checkpoint's own; None keeps them
     knn: KNNProtocol | None = field(default_factory=KNNProtocol)  # None: no kNN readout
+    shards: Shards = field(default_factory=Shards)  # the ranks the cells are split over (one: no split)
     _datasets: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -104,6 +110,8 @@ def open_model(session: Session, ckpt: str, name: str) -> Encoder:
                 + (f" ({source.branch})" if source.branch else "") + f", sha256 {source.content_hash[:12]}")
     for note in source.notes:
         session.log(f"{name}: {note}")
+    if not session.shards.is_main:
+        return encoder
     session.store.save_model({**encoder.source.to_json(),
                               "parameters": sum(p.numel() for p in encoder.parameters()),
                               "num_features": encoder.num_features, "receptive_field": encoder.receptive_field(),
@@ -143,6 +151,13 @@ def _feature_ids(data: EvalData, feats: Features):
     return feats.labels[keep].numpy()
 
 
+def probe_data(session: Session, encoder: Encoder) -> EvalData:
+    """The probe's training subset."""
+    name, size = _dataset_for(session, encoder)
+    return EvalData.from_dataset(load_split(session, name, get_spec(name).train_split, size), session.n_train,
+                                 session.seed)
+
+
 def ensure_probe(session: Session, encoder: Encoder, test: EvalData,
                  protocol: ProbeProtocol | None = None) -> tuple[LinearProbe, dict[str, Any], float]:
     """(probe, its fit identity, its accuracy on `test`): reused when the saved probe was fitted on
@@ -157,9 +172,8 @@ def ensure_probe(session: Session, encoder: Encoder, test: EvalData,
 def _ensure_probe(session: Session, encoder: Encoder, test: EvalData,
                   protocol: ProbeProtocol | None) -> tuple[LinearProbe, dict[str, Any], float]:
     protocol = protocol or ProbeProtocol(n_train=session.n_train)
-    name, size = _dataset_for(session, encoder)
-    train = EvalData.from_dataset(load_split(session, name, get_spec(name).train_split, size), session.n_train,
-                                  session.seed)
+    name, _ = _dataset_for(session, encoder)
+    train = probe_data(session, encoder)
     source = encoder.source
     folder = session.store.root / source.name
     identity = normalized({**protocol.to_json(), "train_data": train.describe(), "encoder": source.loading()})
@@ -226,12 +240,41 @@ def _ensure_probe(session: Session, encoder: Encoder, test: EvalData,
     return probe.to(session.device).eval(), identity, cell["accuracy"]
 
 
+def shared_probe(session: Session, encoder: Encoder, test: EvalData) -> tuple[LinearProbe, dict[str, Any], float]:
+    """`ensure_probe` run by rank 0 alone, on features every rank extracted a shard of; its probe,
+    identity and accuracy on every rank."""
+    if session.shards.world == 1:
+        return ensure_probe(session, encoder, test)
+    import json
+
+    from safetensors.torch import load as st_load
+    from safetensors.torch import save as st_save
+
+    def fit() -> bytes:
+        probe, identity, accuracy = ensure_probe(session, encoder, test)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in probe.state_dict().items()}
+        return st_save(tensors, metadata={"identity": json.dumps(identity), "accuracy": repr(accuracy)})
+
+    from coanalysis.sharded_features import extract_over_ranks, features_needed
+
+    datasets = [probe_data(session, encoder), test]
+    extract_over_ranks(session, encoder, datasets,
+                       session.shards.share(lambda: features_needed(session, encoder, datasets)) == b"1")
+    blob = session.shards.share(fit)
+    tensors = st_load(blob)
+    # the metadata is in the safetensors header: an 8-byte little-endian length, then JSON
+    header = json.loads(blob[8:8 + int.from_bytes(blob[:8], "little")])["__metadata__"]
+    probe = LinearProbe(tensors["mean"].shape[0], tensors["linear.weight"].shape[0])
+    probe.load_state_dict(tensors)
+    return probe.to(session.device).eval(), json.loads(header["identity"]), float(header["accuracy"])
+
+
 def make_context(session: Session, encoder: Encoder,
                  corruption: CorruptionSettings = CorruptionSettings()) -> EvalContext:
     """The model's `EvalContext`: its evaluation data and probe, the session's run options and the
     command's corruption settings (worker processes, cache folder)."""
     test = eval_data(session, encoder)
-    probe, identity, accuracy = ensure_probe(session, encoder, test)
+    probe, identity, accuracy = shared_probe(session, encoder, test)
     return EvalContext(encoder=encoder, probe=probe, data=test, device=session.device, precision=session.precision,
                        batch_size=session.batch_size, workers=session.workers, probe_identity=identity,
                        clean_accuracy=accuracy, cache=session.cache, progress=session.progress, corruption=corruption)
@@ -276,7 +319,7 @@ def run_analysis(session: Session, ctx: EvalContext, analysis: Analysis, protoco
             return "another protocol"
         return None
 
-    stored = store.load(source.name, analysis.name)
+    stored = _load_on_main(session, source.name, analysis.name)
     if stored is not None and other_what(stored) is not None:
         if not session.overwrite:
             raise UserError(f"{path} was computed with {other_what(stored)}; "
@@ -287,7 +330,7 @@ def run_analysis(session: Session, ctx: EvalContext, analysis: Analysis, protoco
     cells = dict(stored.cells) if stored is not None else {}
     wanted = analysis.cells(protocol)
     todo = [k for k in wanted if k not in cells]
-    if len(wanted) > len(todo):  # printed even without progress output: it explains a fast run
+    if len(wanted) > len(todo) and session.shards.is_main:  # printed even without progress: it explains a fast run
         print(f"{source.name}/{analysis.name}: {len(wanted) - len(todo)} of {len(wanted)} cells already done, "
               "skipping them", flush=True)
 
@@ -318,25 +361,56 @@ def run_analysis(session: Session, ctx: EvalContext, analysis: Analysis, protoco
         store.save(record())
         state["replacing"] = False
 
+    def compute(key: str) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        cell = analysis.run_cell(ctx, protocol, key)
+        cell["wall_time_s"] = round(time.perf_counter() - t0, 3)
+        return cell
+
     from tqdm import tqdm
 
-    for key in tqdm(todo, desc=f"{source.name}/{analysis.name}", disable=not session.progress, leave=False):
-        with store.locked(source.name, analysis.name):
-            take_from_disk()
-            if key in cells:  # another process finished it
-                continue
-            t0 = time.perf_counter()
-            cell = analysis.run_cell(ctx, protocol, key)
-            cell["wall_time_s"] = round(time.perf_counter() - t0, 3)
-            cells[key] = cell
-            state["wall"] += cell["wall_time_s"]
-            save()
-    if not todo and stored is not None and record() != stored:
+    shards = session.shards
+    with tqdm(total=len(todo), desc=f"{source.name}/{analysis.name}", disable=not session.progress,
+              leave=False) as bar:
+        if shards.world == 1:
+            for key in todo:
+                with store.locked(source.name, analysis.name):
+                    take_from_disk()
+                    if key not in cells:  # else another process finished it
+                        cells[key] = compute(key)
+                        state["wall"] += cells[key]["wall_time_s"]
+                        save()
+                bar.update(1)
+        else:
+            for finished in shards.deal(todo, compute):  # one cell per rank and round
+                for key, cell in finished.items():
+                    cells[key] = cell
+                    state["wall"] += cell["wall_time_s"]
+                if shards.is_main:  # the only writer
+                    with store.locked(source.name, analysis.name):
+                        take_from_disk()
+                        save()
+                bar.update(len(finished))
+    if not todo and stored is not None and record() != stored and shards.is_main:
         with store.locked(source.name, analysis.name):
             take_from_disk()
             save()
     return record()
 
 
+def _load_on_main(session: Session, model: str, analysis: str) -> Result | None:
+    """The stored result, read by rank 0 (the writer) and sent to the other ranks."""
+    if session.shards.world == 1:
+        return session.store.load(model, analysis)
+    import json
+
+    def read() -> bytes:
+        stored = session.store.load(model, analysis)
+        return json.dumps(stored.to_json() if stored is not None else None).encode()
+
+    data = json.loads(session.shards.share(read))
+    return Result.from_json(data, str(session.store.path(model, analysis))) if data is not None else None
+
+
 __all__ = ["ANALYSES", "Session", "ensure_probe", "eval_data", "make_context", "model_names",
-           "open_model", "run_analysis"]
+           "open_model", "run_analysis", "shared_probe"]

@@ -3,7 +3,8 @@
 coanalysis reaches the trainer's code only through this module (STYLE.md, principle 1): the
 checkpoint contract (run directories and their file names), the architecture table and encoder
 builder, the dataset layer, device and precision resolution with the autocast context, the
-weighted kNN vote, the shared error type and the atomic writers. Importing this module
+weighted kNN vote, the torchrun process-group set-up, the shared error type and the atomic
+writers. Importing this module
 imports torch (the dataset and model layers need it); the render side (`coanalysis.figures`,
 `coanalysis.report`) takes its error type and writers from `coanalysis.trainer_io`, which does not.
 """
@@ -15,6 +16,8 @@ from co_ssl_train.data import DATASETS, AnyDataset, DatasetInfo, ImageDataset, g
 from co_ssl_train.data.datasets import UNDECODABLE, FolderDataset
 from co_ssl_train.data.decode import DECODE_ERRORS, RefusedImage, open_rgb
 from co_ssl_train.device import autocast, resolve_device, resolve_precision
+from co_ssl_train.distributed import init_distributed, launched_by_torchrun
+from co_ssl_train.distributed import shutdown as shutdown_distributed
 from co_ssl_train.knn import knn_vote
 from co_ssl_train.models import ARCHS, IMAGENET_MEAN, IMAGENET_STD, Encoder, build_encoder
 from coanalysis.trainer_io import (UserError, atomic_path, package_version, write_bytes_atomic, write_json_atomic,
@@ -25,6 +28,7 @@ ENCODER_FILE, META_FILE, STATE_FILE = contract.ENCODER_FILE, contract.META_FILE,
 __all__ = ["ARCHS", "DATASETS", "DECODE_ERRORS", "ENCODER_FILE", "IMAGENET_MEAN", "IMAGENET_STD", "META_FILE",
            "STATE_FILE", "AnyDataset", "DatasetInfo", "Encoder", "FolderDataset", "ImageDataset", "RefusedImage",
            "UNDECODABLE",
-           "UserError", "atomic_path", "autocast", "build_encoder", "contract", "get_spec", "iterate_batches",
-           "knn_vote", "load_dataset", "open_rgb", "package_version", "resolve_device", "resolve_precision",
+           "UserError", "atomic_path", "autocast", "build_encoder", "contract", "get_spec", "init_distributed",
+           "iterate_batches", "knn_vote", "launched_by_torchrun", "load_dataset", "open_rgb", "package_version",
+           "resolve_device", "resolve_precision", "shutdown_distributed",
            "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]

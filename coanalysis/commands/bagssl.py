@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from coanalysis.commands.common import (add_data_args, add_model_args, add_run_args, finish_section_command,
-                                       session_from_args)
+from coanalysis.commands.common import (add_data_args, add_model_args, add_run_args, assigned_models, collect,
+                                       finish_section_command, session_from_args)
 from coanalysis.trainer_io import COUNT, SEED, NumberList
 
 HELP = "whole-vs-parts cosine and bag-of-patches probe accuracy against patch size"
@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from coanalysis.analyses import ANALYSES
     from coanalysis.analyses.bagssl import BagSSLProtocol, readout_protocol
-    from coanalysis.pipeline import make_context, model_names, open_model, run_analysis
+    from coanalysis.pipeline import make_context, open_model, run_analysis
     from coanalysis.report.sections import bagssl
 
     sizes = args.patch_sizes or None
@@ -48,12 +48,14 @@ def run(args: argparse.Namespace) -> None:
                    feed=args.feed or "resize", n_images=args.n_images)  # bad options fail before any model is loaded
     session = session_from_args(args)
     done = []
-    for ckpt, name in zip(args.ckpt, model_names(args.ckpt, args.name)):
+    mine, team = assigned_models(session, args)
+    for ckpt, name in mine:
         ctx = make_context(session, open_model(session, ckpt, name))
         protocol = readout_protocol(ctx.encoder.source.readout, ctx.data.info.image_size, patch_sizes=sizes,
                                     sampling=args.sampling, patches_per_image=args.patches, feed=args.feed,
                                     n_images=args.n_images, seed=args.bagssl_seed)
         done.append((name, run_analysis(session, ctx, ANALYSES["bagssl"], protocol)))
+    done = collect(session, team, done)
     for name, result in done:
         for cell in sorted(result.cells.values(), key=lambda c: c["patch_size"]):
             acc = "" if cell.get("bag_accuracy") is None else (

@@ -6,10 +6,11 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from coanalysis.trainer_io import COUNT, NON_NEGATIVE_INT, SEED, Number, writable_dir
+from coanalysis.trainer_io import COUNT, NON_NEGATIVE_INT, POSITIVE, SEED, Number, writable_dir
 
 if TYPE_CHECKING:  # the pipeline imports torch; `coanalysis report` builds this parser without it
     from coanalysis.pipeline import Session
+    from coanalysis.sharding import Shards
 
 IMAGE_SIZE = Number(int, low=8)  # the smallest input every ResNet stem takes
 
@@ -85,7 +86,9 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--download", action="store_true", help="let torchvision download the dataset (needs network)")
     g.add_argument("--image-size", type=IMAGE_SIZE, metavar="PX",
                    help="input size (default: the checkpoint's training size)")
-    g.add_argument("--n", type=COUNT, metavar="N", help="evaluate on a seeded subset of N test images (default: all)")
+    g.add_argument("--n", "--eval-n", type=COUNT, metavar="N", dest="n",
+                   help="evaluate on a seeded subset of N test images (default: all); under torchrun write --eval-n, "
+                        "which torchrun does not mistake for an abbreviation of its own --nnodes")
     g.add_argument("--n-train", type=COUNT, metavar="N",
                    help="fit the probe on a seeded subset of N training images (default: all)")
     g.add_argument("--seed", type=SEED, default=0, help="seed of the subsets (default: 0)")
@@ -104,6 +107,9 @@ def add_run_args(parser: argparse.ArgumentParser, out_help: str = "results folde
                    help="replace stored results made with another protocol or checkpoint")
     g.add_argument("--cache-dir", metavar="DIR", help="feature cache (default: $CO_SSL_CACHE or ~/.cache/co-ssl)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--dist-timeout", type=POSITIVE, default=300.0, metavar="S",
+                   help="under torchrun: seconds without a sign of life from a rank before the others stop "
+                        "(default: 300)")
 
 
 def session_from_args(args: argparse.Namespace) -> Session:
@@ -117,19 +123,65 @@ def session_from_args(args: argparse.Namespace) -> Session:
     if getattr(args, "figures", None):
         writable_dir(args.figures, "--figures")
     out = writable_dir(args.out, "--out")
+    from coanalysis.sharding import join_shards
+
+    shards = join_shards(args.device, args.dist_timeout)
+    device = args.device
+    if shards.backend == "nccl" and device in ("auto", "cuda"):
+        device = f"cuda:{shards.local_rank}"  # one GPU per rank
     return Session(out=out, dataset=args.dataset, data_root=args.data_root, download=args.download,
                    image_size=args.image_size, n=args.n, n_train=args.n_train, seed=args.seed,
-                   device_name=args.device, precision_name=args.precision, batch_size=args.batch_size,
-                   workers=args.workers, progress=not args.no_progress, overwrite=args.overwrite,
+                   device_name=device, precision_name=args.precision, batch_size=args.batch_size,
+                   workers=args.workers, progress=not args.no_progress and shards.is_main, overwrite=args.overwrite,
                    cache_dir=Path(args.cache_dir) if args.cache_dir else None,
-                   load_options=load_options, normalization=normalization)
+                   load_options=load_options, normalization=normalization, shards=shards)
+
+
+def assigned_models(session: Session, args: argparse.Namespace) -> tuple[list[tuple[str, str]], "Shards"]:
+    """((ckpt, name) pairs this rank runs, every rank): under torchrun with at least as many models
+    as ranks each rank runs its own models alone (`session.shards` becomes a single process); else
+    every rank runs every model and splits its cells."""
+    from coanalysis.pipeline import model_names
+    from coanalysis.sharding import assign_models
+
+    team = session.shards
+    mine, session.shards = assign_models(team, list(zip(args.ckpt, model_names(args.ckpt, args.name))))
+    return mine, team
+
+
+def collect(session: Session, team: "Shards", done: list[tuple]) -> list[tuple]:
+    """Every rank's finished `(name, ..., Result or JSON value)` tuples on rank 0, in --ckpt order,
+    for the command's summary; [] on the other ranks, which print nothing."""
+    if team.world == 1:
+        return done
+    if session.shards is team:  # cells were split: every rank holds every model's results
+        return done if team.is_main else []
+    import json
+
+    from coanalysis.results import Result
+
+    def encode(item):
+        return {"result": item.to_json()} if isinstance(item, Result) else {"value": item}
+
+    def decode(item):
+        return Result.from_json(item["result"]) if "result" in item else item["value"]
+
+    parts = team.gather(json.dumps([[encode(x) for x in entry] for entry in done]).encode())
+    if not team.is_main:
+        return []
+    entries = [tuple(decode(x) for x in entry) for part in parts for entry in json.loads(part)]
+    order = list(session.load_options)
+    return sorted(entries, key=lambda entry: order.index(entry[0]))
 
 
 def finish_section_command(root: Path, build, figures: str | None) -> None:
     """The end of an analysis command: where its results are and, with `--figures DIR`, its report
     section's figures exported there (PNG and PDF) from those results alone."""
     from coanalysis.report.export import export_section
+    from coanalysis.sharding import joined
 
+    if not joined().is_main:  # under torchrun rank 0 speaks for every rank
+        return
     print(f"results in {root}; render them with: coanalysis report {root}")
     if figures:
         paths = export_section([root], build, Path(figures))

@@ -33,7 +33,11 @@ def run(args: argparse.Namespace) -> None:
 
     if args.dataset is None:
         raise UserError("compare needs --dataset, so that every model is evaluated on the same data")
+    from coanalysis.sharding import joined
+
     session, rows = run_readouts(args)
+    if not joined().is_main:
+        return
     ks = list(dict.fromkeys(k for row in rows for k in row[3]))
     print_rows(rows, ks)
     if args.no_report:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from coanalysis.commands.common import (add_data_args, add_model_args, add_run_args, finish_section_command,
-                                       session_from_args)
+from coanalysis.commands.common import (add_data_args, add_model_args, add_run_args, assigned_models, collect,
+                                       finish_section_command, session_from_args)
 from coanalysis.trainer_io import COUNT, NON_NEGATIVE, NON_NEGATIVE_INT, SEED, UNIT
 
 HELP = "effective receptive fields of local vectors, drawn over images, next to the analytic RF"
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> None:
     from coanalysis.analyses import ANALYSES
     from coanalysis.analyses.erf import EVAL, ERFProtocol
     from coanalysis.local_features import resolve_layer
-    from coanalysis.pipeline import make_context, model_names, open_model, run_analysis
+    from coanalysis.pipeline import make_context, open_model, run_analysis
     from coanalysis.report.sections import erf
 
     protocol = ERFProtocol(coords=tuple(_coord(c) for c in args.coords),
@@ -90,12 +90,14 @@ def run(args: argparse.Namespace) -> None:
                            smoothgrad_sigma=args.smoothgrad_sigma, show=args.show, seed=args.erf_seed)
     session = session_from_args(args)
     done = []
-    for ckpt, name in zip(args.ckpt, model_names(args.ckpt, args.name)):
+    mine, team = assigned_models(session, args)
+    for ckpt, name in mine:
         encoder = open_model(session, ckpt, name)
         resolve_layer(encoder, args.layer)
         ctx = make_context(session, encoder) if protocol.images == (EVAL,) else \
             image_context(session, encoder, protocol)
         done.append((name, run_analysis(session, ctx, ANALYSES["erf"], protocol)))
+    done = collect(session, team, done)
     for name, result in done:
         cells = list(result.cells.values())
         if cells and cells[0]["images"].get("skipped_files"):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from coanalysis.commands.common import add_data_args, add_model_args, add_run_args, session_from_args
+from coanalysis.commands.common import (add_data_args, add_model_args, add_run_args, assigned_models, collect,
+                                       session_from_args)
 from coanalysis.trainer_io import COUNT, POSITIVE, NumberList
 
 HELP = "linear probe and kNN top-1 on frozen features of one or more checkpoints"
@@ -39,19 +40,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_readouts(args: argparse.Namespace):
     """Probe and kNN of every --ckpt into one results folder; returns (session, rows)."""
     from coanalysis.knn import KNNProtocol
-    from coanalysis.pipeline import ensure_probe, eval_data, model_names, open_model
+    from coanalysis.pipeline import eval_data, open_model, shared_probe
 
     ks = args.knn_k
     session = session_from_args(args)
     session.knn = None if args.no_knn else KNNProtocol(ks=ks, temperature=args.knn_temperature)
     rows = []
-    for ckpt, name in zip(args.ckpt, model_names(args.ckpt, args.name)):
+    mine, team = assigned_models(session, args)
+    for ckpt, name in mine:
         encoder = open_model(session, ckpt, name)
         test = eval_data(session, encoder)
-        _, _, acc = ensure_probe(session, encoder, test)
-        cell = session.store.load(name, "probe").cells[f"{test.info.split}:n={len(test)}:seed={test.seed}"]
-        rows.append((name, encoder.source.format, acc, cell.get("knn", {}), len(test), test.info.name))
-    return session, rows
+        _, _, acc = shared_probe(session, encoder, test)
+        if session.shards.is_main:
+            cell = session.store.load(name, "probe").cells[f"{test.info.split}:n={len(test)}:seed={test.seed}"]
+            rows.append((name, encoder.source.format, acc, cell.get("knn", {}), len(test), test.info.name))
+    return session, collect(session, team, rows)
 
 
 def print_rows(rows: list, ks: list[str]) -> None:
@@ -62,7 +65,11 @@ def print_rows(rows: list, ks: list[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from coanalysis.sharding import joined
+
     session, rows = run_readouts(args)
+    if not joined().is_main:
+        return
     ks = list(dict.fromkeys(k for row in rows for k in row[3]))
     print_rows(rows, ks)
     print(f"results in {session.store.root}")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from coanalysis.commands.common import (add_data_args, add_model_args, add_run_args, finish_section_command,
-                                       session_from_args)
+from coanalysis.commands.common import (add_data_args, add_model_args, add_run_args, assigned_models, collect,
+                                       finish_section_command, session_from_args)
 from coanalysis.trainer_io import COUNT, SEED
 
 HELP = "local-global similarity correlation, intra-image similarity and single-vector probe accuracy"
@@ -43,18 +43,20 @@ def run(args: argparse.Namespace) -> None:
     from coanalysis.analyses import ANALYSES
     from coanalysis.analyses.redundancy import RedundancyProtocol
     from coanalysis.local_features import resolve_layer
-    from coanalysis.pipeline import make_context, model_names, open_model, run_analysis
+    from coanalysis.pipeline import make_context, open_model, run_analysis
 
     protocol = RedundancyProtocol(n_images=args.n_images, n_pairs=args.pairs, positions=args.positions,
                                   samples_per_pair=args.samples_per_pair, layer=args.layer, bootstrap=args.bootstrap,
                                   seed=args.redundancy_seed)
     session = session_from_args(args)
     done = []
-    for ckpt, name in zip(args.ckpt, model_names(args.ckpt, args.name)):
+    mine, team = assigned_models(session, args)
+    for ckpt, name in mine:
         encoder = open_model(session, ckpt, name)
         resolve_layer(encoder, args.layer)
         ctx = make_context(session, encoder)
         done.append((name, run_analysis(session, ctx, ANALYSES["redundancy"], protocol)))
+    done = collect(session, team, done)
     for name, result in done:
         pairs, sim = result.cells["pairs"], result.cells["similarity"]
         ci = pairs["ci95"]

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from coanalysis.commands.common import add_data_args, add_model_args, add_run_args, session_from_args
+from coanalysis.commands.common import (add_data_args, add_model_args, add_run_args, assigned_models, collect,
+                                       session_from_args)
 from coanalysis.trainer_io import COUNT, NON_NEGATIVE, POSITIVE, SEED, UNIT_OPEN_LOW, Number, NumberList, writable_dir
 
 HELP = "noise, corruption, internal-dropout, PGD and crop-scale robustness of one or more checkpoints"
@@ -253,6 +254,7 @@ def run(args: argparse.Namespace) -> None:
     from coanalysis.corruption.settings import CorruptionSettings
     from coanalysis.trainer import UserError
     from coanalysis.pipeline import make_context, model_names, open_model, run_analysis
+    from coanalysis.sharding import joined
 
     only = list(dict.fromkeys(a.strip() for a in args.only.split(",") if a.strip()))
     unknown = [a for a in only if a not in ROBUSTNESS + OPTIONAL]
@@ -270,18 +272,20 @@ def run(args: argparse.Namespace) -> None:
     cache_dir = Path(args.corruption_cache).expanduser() if args.corruption_cache else None
     corruption = CorruptionSettings(workers=args.corruption_workers or available_cores(), cache_dir=cache_dir)
     summary = []
-    corruption_results = {}
-    for ckpt, name in zip(args.ckpt, names):
+    mine, team = assigned_models(session, args)
+    for ckpt, name in mine:
         encoder = open_model(session, ckpt, name)
         ctx = make_context(session, encoder, corruption=corruption)
         for analysis in only:
-            if analysis == "corruptions":
+            if analysis == "corruptions" and session.shards.is_main:
                 _retry_missing(session, name)
             result = run_analysis(session, ctx, ANALYSES[analysis], chosen[analysis])
             summary.append((name, analysis, result))
-            if analysis == "corruptions":
-                corruption_results[name] = result
         ctx.clear_caches()  # images, local maps and corruption providers of this model
+    summary = collect(session, team, summary)
+    if not joined().is_main:
+        return
+    corruption_results = {name: result for name, analysis, result in summary if analysis == "corruptions"}
     for name, analysis, result in summary:
         n = max((c.get("n", 0) for c in result.cells.values()), default=0)
         print(f"{name} {analysis} (n = {n}): {_line(result)}")
