@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--red-pairs", type=int, help="redundancy P (default 100000; --quick 20000)")
     parser.add_argument("--red-batch", type=int, default=256)
     parser.add_argument("--conditions", default="", help="free text saved with the result (machine load, ...)")
+    parser.add_argument("--out", default=None, help="result file (default: benchmarks/results/...)")
     args = parser.parse_args()
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
@@ -164,6 +165,7 @@ def main() -> None:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"analysis_throughput-{device.type}{'-quick' if q else ''}.json"
+    path = Path(args.out) if args.out else path
     write_json_atomic(path, result)
     print(json.dumps({k: result[k] for k in ("device", "erf", "redundancy")}, indent=2))
     print(f"written to {path}")

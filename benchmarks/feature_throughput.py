@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
     parser.add_argument("--quick", action="store_true", help="resnet18, 64 px, n = 256, batch 64, 2 repeats")
     parser.add_argument("--conditions", default="", help="what else ran on the machine (recorded in the JSON)")
+    parser.add_argument("--out", default=None, help="result file (default: benchmarks/results/...)")
     args = parser.parse_args()
     if args.quick:
         args.arch, args.image_size, args.n, args.batch_size, args.repeats = "resnet18", 64, 256, 64, 2
@@ -136,10 +137,11 @@ def main() -> None:
         "quick": args.quick,
     }
     name = f"feature_throughput-{device.type}{'-quick' if args.quick else ''}.json"
-    write_json_atomic(RESULTS / name, result)
+    path = Path(args.out) if args.out else RESULTS / name
+    write_json_atomic(path, result)
     print(f"{args.arch} {args.image_size}px batch {args.batch_size} on {result['device']} ({precision}): bare "
           f"{bare_ips:.1f} img/s, extraction {extraction_ips:.1f} img/s, ratio {result['ratio_extraction_over_bare']}, "
-          f"cache hit {result['cache_hit_s']} s for {args.n} images -> {RESULTS / name}")
+          f"cache hit {result['cache_hit_s']} s for {args.n} images -> {path}")
 
 
 if __name__ == "__main__":

@@ -9,10 +9,14 @@
 (d) an estimate of RobustBench's ImageNet protocol (5 000 images, 75 cells, 224 px, ResNet-50) on a
     16-core H100 box, from per-image corruption times measured here at 224 px, the parallel
     efficiency measured in (a), and the ResNet-50 forward rate: measured when this run has a GPU,
-    else an assumption given by --h100-forward-rate (said so in the JSON).
+    else an assumption given by --h100-forward-rate (said so in the JSON);
+(e) scaling over ranks: the warm sweep on 1 rank against 2 ranks on a CPU (every rank `cores // 2`
+    threads; target >= 1.7x on 2 cores), 1 against every GPU on a GPU machine
+    (`benchmarks/rank_scaling.py`).
 
 Runs on the GPU when there is one (bf16 autocast, channels_last), else on the CPU. Writes
-`benchmarks/results/robustness_throughput-<device>[-quick].json` atomically.
+`benchmarks/results/robustness_throughput-<device>[-quick].json` atomically (`--out` elsewhere);
+`--only a,e` runs some rows.
 
     python benchmarks/robustness_throughput.py --quick          # smoke test, a few minutes on 2 cores
     python benchmarks/robustness_throughput.py                  # the full measurement
@@ -214,56 +218,6 @@ def measure_pgd(ctx, device: torch.device, steps: int) -> dict:
             "ratio_pgd_over_steps_x_forward_backward": t_pgd / (steps * t_fb)}
 
 
-# ---- (d) the ImageNet estimate ----
-
-def estimate_imagenet(per_image: int, efficiency: float, device: torch.device, assumed_rate: float) -> dict:
-    from coanalysis.corruption.names import STANDARD, corruption_seed
-    from coanalysis.corruption.pool import corrupt_images
-
-    images, _ = make_images(per_image, 224, seed=1)
-    nhwc = np.ascontiguousarray(images.permute(0, 2, 3, 1).numpy())
-    corrupt_images(nhwc[:1], "glass_blur", 1, [0])  # compile glass_blur's kernel before timing
-    seconds = {}
-    for c in STANDARD:
-        for s in range(1, 6):
-            t0 = time.perf_counter()
-            corrupt_images(nhwc, c, s, [corruption_seed(0, c, s, i) for i in range(per_image)], workers=1)
-            seconds[f"{c}/{s}"] = (time.perf_counter() - t0) / per_image
-    cpu_s_per_image = sum(seconds.values())  # one image through all 75 cells, one core
-    n, cores = 5000, 16
-    generation = n * cpu_s_per_image / (cores * efficiency)
-    forward_rate, measured = assumed_rate, False
-    if device.type == "cuda":
-        from coanalysis.trainer import autocast
-        from coanalysis.trainer import build_encoder
-
-        net = build_encoder("resnet50", {}, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)).to(device).eval()
-        net = net.to(memory_format=torch.channels_last)
-        x = torch.rand(256, 3, 224, 224, device=device).contiguous(memory_format=torch.channels_last)
-
-        def forward() -> None:
-            with torch.no_grad(), autocast(device, "bf16"):
-                net.forward_global(x)
-
-        forward_rate, measured = 256 / timed(forward, device, repeats=5), True
-    forward = n * 76 / forward_rate
-    return {"what": "ESTIMATE, not a measurement: RobustBench ImageNet-C protocol (5 000 images, 15 corruptions x "
-                    "5 severities + clean, 224 px, ResNet-50) on a 16-core H100 box, corruptions generated from "
-                    "scratch",
-            "corruption_cpu_s_per_image_75_cells": cpu_s_per_image, "images_timed_per_cell": per_image,
-            "per_cell_ms_per_image": {k: 1000 * v for k, v in seconds.items()},
-            "parallel_efficiency_used": efficiency, "cores": cores, "generation_s": generation,
-            "resnet50_224_forward_images_per_s": forward_rate, "forward_rate_measured": measured,
-            "forward_s": forward, "total_s_overlapped": max(generation, forward) + generation / 75,
-            "total_s_serial": generation + forward, "target_s": 900,
-            "assumptions": ["the H100 box's cores corrupt images as fast as one core of the machine that ran this",
-                            "16 worker processes keep the parallel efficiency measured here from 1 to 2 workers",
-                            "the look-ahead overlaps each cell's generation with the previous cell's forward pass",
-                            "decoding the 5 000 ImageNet JPEGs once and writing the 56 GB uint8 cache are not counted"]
-            + ([] if measured else [f"ResNet-50 bf16 forward at 224 px on an H100: {assumed_rate:g} images/s "
-                                    "(--h100-forward-rate; not measured, this run had no GPU)"])}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
@@ -279,7 +233,11 @@ def main() -> None:
     parser.add_argument("--h100-forward-rate", type=float, default=3000.0,
                         help="assumed ResNet-50 bf16 images/s at 224 px on an H100 when this run has no GPU")
     parser.add_argument("--conditions", default=None, help="what else ran on the machine (recorded)")
+    parser.add_argument("--only", default="a,b,c,d,e", help="rows to run (default: a,b,c,d,e)")
+    parser.add_argument("--ranks", type=int, default=None, help="(e) ranks (default: 2 on CPU, every GPU)")
+    parser.add_argument("--out", default=None, help="result file (default: benchmarks/results/...)")
     args = parser.parse_args()
+    rows = set(args.only.split(","))
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     sys.path.insert(0, str(ROOT.parent))
 
@@ -310,36 +268,67 @@ def main() -> None:
     print(f"device {report['device']}, {cores} cores, model {arch} width {width} at {args.image_size} px", flush=True)
 
     images, labels = make_images(max(n, gen_images, pgd_batch), args.image_size)
-    print("(a) corruption generation ...", flush=True)
-    report["a_generation"] = measure_generation(images[:gen_images], STANDARD, 3, cores)
-    report["a_generation"]["target_speedup_2_vs_1"] = 1.7
+    if "a" in rows:
+        print("(a) corruption generation ...", flush=True)
+        report["a_generation"] = measure_generation(images[:gen_images], STANDARD, 3, cores)
+        report["a_generation"]["target_speedup_2_vs_1"] = 1.7
     with tempfile.TemporaryDirectory(prefix="co-ssl-bench-") as tmp:
         tmp = Path(tmp)
-        print("(b) 75-cell sweep: cold, warm, pure forward ...", flush=True)
-        ctx = build_context(arch, width, args.image_size, images[:n], labels[:n], device, precision,
-                            512 if device.type == "cuda" else 256, cores, tmp / "cache")
-        report["b_sweep"] = {**measure_sweep(ctx, device, tmp), "target_ratio": 1.2}
-        print("(c) PGD ...", flush=True)
-        pgd_ctx = build_context(arch, width, args.image_size, images[:pgd_batch], labels[:pgd_batch], device,
-                                precision, pgd_batch, cores, tmp / "cache")
-        report["c_pgd"] = {**measure_pgd(pgd_ctx, device, steps), "target_ratio": 1.3}
-    shutdown_pools()
-    print("(d) ImageNet estimate ...", flush=True)
-    efficiency = min(1.0, report["a_generation"]["speedup_2_vs_1_pool"] / 2)
-    report["d_imagenet_estimate"] = estimate_imagenet(per_image, efficiency, device, args.h100_forward_rate)
+        if "b" in rows:
+            print("(b) 75-cell sweep: cold, warm, pure forward ...", flush=True)
+            ctx = build_context(arch, width, args.image_size, images[:n], labels[:n], device, precision,
+                                512 if device.type == "cuda" else 256, cores, tmp / "cache")
+            report["b_sweep"] = {**measure_sweep(ctx, device, tmp), "target_ratio": 1.2}
+        if "c" in rows:
+            print("(c) PGD ...", flush=True)
+            pgd_ctx = build_context(arch, width, args.image_size, images[:pgd_batch], labels[:pgd_batch], device,
+                                    precision, pgd_batch, cores, tmp / "cache")
+            report["c_pgd"] = {**measure_pgd(pgd_ctx, device, steps), "target_ratio": 1.3}
+        shutdown_pools()
+        if "e" in rows:
+            from benchmarks.rank_scaling import measure_scaling
+
+            ranks = args.ranks or (max(torch.cuda.device_count(), 1) if device.type == "cuda" else 2)
+            print(f"(e) warm sweep on 1 rank vs {ranks} ranks ...", flush=True)
+            report["e_scaling"] = measure_scaling(ranks, device.type, tmp / "scaling", width=width or 16,
+                                                  size=args.image_size,
+                                                  **({"corruptions": "standard", "severities": "3"} if quick else {}))
+    if "d" in rows:
+        print("(d) ImageNet estimate ...", flush=True)
+        efficiency = min(1.0, report["a_generation"]["speedup_2_vs_1_pool"] / 2) if "a" in rows else 1.0
+        from benchmarks.imagenet_estimate import estimate_imagenet
+
+        report["d_imagenet_estimate"] = estimate_imagenet(per_image, efficiency, device, args.h100_forward_rate)
     report["wall_time_s"] = time.perf_counter() - started
     tag = "cuda" if device.type == "cuda" else "cpu"
-    path = ROOT / "results" / f"robustness_throughput-{tag}{'-quick' if quick else ''}.json"
+    default = ROOT / "results" / f"robustness_throughput-{tag}{'-quick' if quick else ''}.json"
+    path = Path(args.out) if args.out else default
     write_json_atomic(path, report)
-    a, b, c, d = (report[k] for k in ("a_generation", "b_sweep", "c_pgd", "d_imagenet_estimate"))
-    print(f"(a) {a['images_per_s']} img/s; 2 vs 1 workers {a['speedup_2_vs_1_pool']:.2f}x (target >= 1.7)")
-    print(f"(b) warm sweep {b['warm_sweep_s']:.1f} s / pure forward {b['pure_forward_s']:.1f} s = "
-          f"{b['ratio_warm_sweep_over_pure_forward']:.2f} (target <= 1.2)")
-    print(f"(c) PGD {c['pgd_cell_s']:.2f} s / ({c['steps']} x {c['forward_backward_s']:.3f} s) = "
-          f"{c['ratio_pgd_over_steps_x_forward_backward']:.2f} (target <= 1.3)")
-    print(f"(d) ESTIMATE ImageNet 75 cells on 16 cores + H100: {d['total_s_overlapped'] / 60:.1f} min overlapped, "
-          f"{d['total_s_serial'] / 60:.1f} min serial (target 15 min)")
+    _print_rows(report)
     print(f"written to {path}")
+
+
+def _print_rows(report: dict) -> None:
+    if "a_generation" in report:
+        a = report["a_generation"]
+        print(f"(a) {a['images_per_s']} img/s; 2 vs 1 workers {a['speedup_2_vs_1_pool']:.2f}x (target >= 1.7)")
+    if "b_sweep" in report:
+        b = report["b_sweep"]
+        print(f"(b) warm sweep {b['warm_sweep_s']:.1f} s / pure forward {b['pure_forward_s']:.1f} s = "
+              f"{b['ratio_warm_sweep_over_pure_forward']:.2f} (target <= 1.2)")
+    if "c_pgd" in report:
+        c = report["c_pgd"]
+        print(f"(c) PGD {c['pgd_cell_s']:.2f} s / ({c['steps']} x {c['forward_backward_s']:.3f} s) = "
+              f"{c['ratio_pgd_over_steps_x_forward_backward']:.2f} (target <= 1.3)")
+    if "d_imagenet_estimate" in report:
+        d = report["d_imagenet_estimate"]
+        print(f"(d) ESTIMATE ImageNet 75 cells on 16 cores + H100: {d['total_s_overlapped'] / 60:.1f} min overlapped, "
+              f"{d['total_s_serial'] / 60:.1f} min serial (target 15 min)")
+    if "e_scaling" in report:
+        e = report["e_scaling"]
+        print(f"(e) warm sweep {e['runs']['1']['sweep_s']:.1f} s on 1 rank, "
+              f"{e['runs'][str(e['ranks'])]['sweep_s']:.1f} s on {e['ranks']}: {e['speedup']:.2f}x "
+              f"(target >= {e['target_speedup']})")
 
 
 if __name__ == "__main__":
