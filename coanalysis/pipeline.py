@@ -34,7 +34,7 @@ from coanalysis.trainer import (ENCODER_FILE, META_FILE, STATE_FILE, AnyDataset,
 from coanalysis.loading import check_finite_weights, load_encoder
 from coanalysis.probe import LinearProbe, ProbeProtocol, fit_probe, load_probe, probe_accuracy, save_probe
 from coanalysis.results import Result, ResultsStore, check_model_name, normalized
-from coanalysis.sharding import Shards
+from coanalysis.sharding import Shards, load_on_main
 from coanalysis.stats import correctness_record
 
 
@@ -245,28 +245,12 @@ def shared_probe(session: Session, encoder: Encoder, test: EvalData) -> tuple[Li
     identity and accuracy on every rank."""
     if session.shards.world == 1:
         return ensure_probe(session, encoder, test)
-    import json
-
-    from safetensors.torch import load as st_load
-    from safetensors.torch import save as st_save
-
-    def fit() -> bytes:
-        probe, identity, accuracy = ensure_probe(session, encoder, test)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in probe.state_dict().items()}
-        return st_save(tensors, metadata={"identity": json.dumps(identity), "accuracy": repr(accuracy)})
-
-    from coanalysis.sharded_features import extract_over_ranks, features_needed
+    from coanalysis.sharded_features import extract_over_ranks, features_needed, probe_from_main
 
     datasets = [probe_data(session, encoder), test]
     extract_over_ranks(session, encoder, datasets,
                        session.shards.share(lambda: features_needed(session, encoder, datasets)) == b"1")
-    blob = session.shards.share(fit)
-    tensors = st_load(blob)
-    # the metadata is in the safetensors header: an 8-byte little-endian length, then JSON
-    header = json.loads(blob[8:8 + int.from_bytes(blob[:8], "little")])["__metadata__"]
-    probe = LinearProbe(tensors["mean"].shape[0], tensors["linear.weight"].shape[0])
-    probe.load_state_dict(tensors)
-    return probe.to(session.device).eval(), json.loads(header["identity"]), float(header["accuracy"])
+    return probe_from_main(session.shards, lambda: ensure_probe(session, encoder, test), session.device)
 
 
 def make_context(session: Session, encoder: Encoder,
@@ -301,7 +285,9 @@ def run_analysis(session: Session, ctx: EvalContext, analysis: Analysis, protoco
     the stored result. A stored result made with another protocol or checkpoint is refused unless
     `session.overwrite`. Several processes may run into one results folder: each cell is computed
     under the result file's lock after re-reading the file, so a cell another process finished is
-    taken from it instead of computed again, and every process's cells end up in the file.
+    taken from it instead of computed again, and every process's cells end up in the file. Under
+    torchrun the cells are dealt out over the ranks one round at a time, and rank 0 alone merges
+    and saves each round under the same lock.
     """
     source = ctx.encoder.source
     store = session.store
@@ -319,7 +305,7 @@ def run_analysis(session: Session, ctx: EvalContext, analysis: Analysis, protoco
             return "another protocol"
         return None
 
-    stored = _load_on_main(session, source.name, analysis.name)
+    stored = load_on_main(session.shards, store, source.name, analysis.name)  # rank 0 reads, sends it
     if stored is not None and other_what(stored) is not None:
         if not session.overwrite:
             raise UserError(f"{path} was computed with {other_what(stored)}; "
@@ -396,20 +382,6 @@ def run_analysis(session: Session, ctx: EvalContext, analysis: Analysis, protoco
             take_from_disk()
             save()
     return record()
-
-
-def _load_on_main(session: Session, model: str, analysis: str) -> Result | None:
-    """The stored result, read by rank 0 (the writer) and sent to the other ranks."""
-    if session.shards.world == 1:
-        return session.store.load(model, analysis)
-    import json
-
-    def read() -> bytes:
-        stored = session.store.load(model, analysis)
-        return json.dumps(stored.to_json() if stored is not None else None).encode()
-
-    data = json.loads(session.shards.share(read))
-    return Result.from_json(data, str(session.store.path(model, analysis))) if data is not None else None
 
 
 __all__ = ["ANALYSES", "Session", "ensure_probe", "eval_data", "make_context", "model_names",

@@ -10,9 +10,13 @@ A shard rank 0 cannot read (a cache folder that is not shared between nodes) it 
 
 from __future__ import annotations
 
+import json
+from typing import Any, Callable
+
 import torch
 
 from coanalysis.features import EvalData, _valid_hit, extract_features, feature_identity
+from coanalysis.probe import LinearProbe
 
 
 def _rows(n: int, batch_size: int, rank: int, world: int) -> tuple[int, int]:
@@ -75,3 +79,24 @@ def features_needed(session, encoder, datasets: list[EvalData]) -> bytes:
         if not _valid_hit(session.cache.get(ident), len(data)):
             return b"1"
     return b"0"
+
+
+def probe_from_main(shards, fit: Callable[[], tuple[LinearProbe, dict[str, Any], float]],
+                    device) -> tuple[LinearProbe, dict[str, Any], float]:
+    """`fit()` (probe, identity, accuracy) run by rank 0 alone and sent to every rank as safetensors
+    bytes, the identity and accuracy in their metadata."""
+    from safetensors.torch import load as st_load
+    from safetensors.torch import save as st_save
+
+    def send() -> bytes:
+        probe, identity, accuracy = fit()
+        tensors = {k: v.detach().cpu().contiguous() for k, v in probe.state_dict().items()}
+        return st_save(tensors, metadata={"identity": json.dumps(identity), "accuracy": repr(accuracy)})
+
+    blob = shards.share(send)
+    tensors = st_load(blob)
+    # the metadata is in the safetensors header: an 8-byte little-endian length, then JSON
+    header = json.loads(blob[8:8 + int.from_bytes(blob[:8], "little")])["__metadata__"]
+    probe = LinearProbe(tensors["mean"].shape[0], tensors["linear.weight"].shape[0])
+    probe.load_state_dict(tensors)
+    return probe.to(device).eval(), json.loads(header["identity"]), float(header["accuracy"])

@@ -236,4 +236,21 @@ def assign_models(shards: Shards, models: Iterable) -> tuple[list, Shards]:
     return models, shards
 
 
-__all__ = ["Shards", "assign_models", "join_shards", "joined", "leave_shards"]
+def load_on_main(shards: Shards, store, model: str, analysis: str):
+    """`store.load(model, analysis)`, read by rank 0 (the writer: it alone notes or moves aside a
+    damaged file) and sent to the other ranks."""
+    if shards.world == 1:
+        return store.load(model, analysis)
+    import json
+
+    from coanalysis.results import Result
+
+    def read() -> bytes:
+        stored = store.load(model, analysis)
+        return json.dumps(stored.to_json() if stored is not None else None).encode()
+
+    data = json.loads(shards.share(read))
+    return Result.from_json(data, str(store.path(model, analysis))) if data is not None else None
+
+
+__all__ = ["Shards", "assign_models", "join_shards", "joined", "leave_shards", "load_on_main"]
