@@ -79,8 +79,8 @@ def test_similarity_command_writes_results_and_a_report_section(tiny_runs, tmp_p
         assert (tmp_path / "figs" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
 
 
-@pytest.mark.parametrize("flags,message", [(["--n-images", "3"], "--n-images must be at least 4"),
-                                           (["--cka-batch", "2"], "--cka-batch must be at least 4"),
+@pytest.mark.parametrize("flags,message", [(["--n-images", "3"], "--n-images: expected an integer of at least 4"),
+                                           (["--cka-batch", "2"], "--cka-batch: expected an integer of at least 4"),
                                            (["--layers", "layer9"], "unknown layer 'layer9'")])
 def test_similarity_bad_input_is_one_line_exit_2(flags, message, tiny_runs, tmp_path, capsys):
     from coanalysis.cli import main
