@@ -15,6 +15,7 @@ import pytest
 from coanalysis.analyses import Analysis
 from coanalysis.pipeline import run_analysis
 from coanalysis.results import ResultsStore
+from coanalysis.sharding import Shards
 from tests.conftest import run_cli
 
 
@@ -41,7 +42,8 @@ def _worker(out: str, log: str, levels: tuple[float, ...]) -> None:
     source = SimpleNamespace(name="m", content_hash="h" * 64, to_json=lambda: {"name": "m", "content_hash": "h" * 64})
     ctx = SimpleNamespace(encoder=SimpleNamespace(source=source), data=SimpleNamespace(describe=lambda: {"n": 1}),
                           probe_identity={})
-    session = SimpleNamespace(store=ResultsStore(Path(out)), precision="fp32", env={}, overwrite=False, progress=False)
+    session = SimpleNamespace(store=ResultsStore(Path(out)), precision="fp32", env={}, overwrite=False, progress=False,
+                              shards=Shards())
     run_analysis(session, ctx, _analysis(Path(log)), LevelsProtocol(levels))
 
 
