@@ -6,6 +6,10 @@ and the cost of a feature-cache hit.
 - extraction: `coanalysis.features.extract_features` over an in-memory uint8 dataset: batching,
   host-to-device copy, uint8 -> float, forward, features back to the host; images/s.
 - ratio = extraction / bare (target on GPU in bf16 + channels_last: >= 0.9).
+- ViTs (`--arch vit_small`, patch 16 at `--image-size`): the bare forward is a plain timm
+  `VisionTransformer` (`vit_small_patch16_224`, fused SDPA attention) holding the same weights, on
+  the normalized batch, reading the CLS token; the extraction is co-ssl's encoder (normalization
+  inside, resampling position embedding, readout).
 - cache: the first cached extraction (forward + atomic write) and a hit in seconds; a hit is timed
   as a new run pays it: a fresh `EvalData` (its content fingerprint computed again) and the read.
 
@@ -14,6 +18,7 @@ smoke run. Timings are medians of `--repeats` runs.
 
     python benchmarks/feature_throughput.py                      # resnet50, 224 px, batch 256
     python benchmarks/feature_throughput.py --quick
+    python benchmarks/feature_throughput.py --arch vit_small --n 64 --batch-size 32 --repeats 2   # ViT-S/16
 """
 
 from __future__ import annotations
@@ -48,20 +53,30 @@ def random_dataset(n: int, size: int, seed: int = 0) -> ImageDataset:
     return ImageDataset(images, labels, [str(k) for k in range(10)], info)
 
 
+def timm_reference(encoder, size: int, device: torch.device):
+    """A plain timm ViT with the encoder's weights: `forward(x) -> CLS token` on normalized images."""
+    import timm
+
+    b = encoder.backbone
+    model = timm.create_model(f"vit_small_patch{b.patch}_224", pretrained=False, num_classes=0, img_size=size)
+    model.load_state_dict(b.state_dict())
+    return model.eval().to(device)
+
+
 @torch.no_grad()
-def bare_forward(encoder, batch: int, size: int, device: torch.device, precision: str, iters: int) -> float:
-    """Images/s of the encoder alone on a resident batch."""
+def bare_forward(forward, batch: int, size: int, device: torch.device, precision: str, iters: int) -> float:
+    """Images/s of `forward` (the encoder alone, or a bare timm model) on a resident batch."""
     x = torch.rand(batch, 3, size, size, device=device)
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
     for _ in range(3):  # warm-up (cuDNN autotuning, allocator)
         with autocast(device, precision):
-            encoder.forward_global(x)
+            forward(x)
     synchronize(device)
     t0 = time.perf_counter()
     for _ in range(iters):
         with autocast(device, precision):
-            encoder.forward_global(x)
+            forward(x)
     synchronize(device)
     return batch * iters / (time.perf_counter() - t0)
 
@@ -92,12 +107,20 @@ def main() -> None:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
-    encoder = build_encoder(args.arch, {"stem": "imagenet"}).eval().to(device)
+    vit = args.arch.startswith("vit")
+    kwargs = {"patch_size": 16, "img_size": args.image_size} if vit else {"stem": "imagenet"}
+    encoder = build_encoder(args.arch, kwargs).eval().to(device)
     if device.type == "cuda":
         encoder = encoder.to(memory_format=torch.channels_last)
     encoder.source = ModelSource(path="(random weights)", format="benchmark",
                                  content_hash=f"benchmark-{time.time_ns()}", name=args.arch, arch=args.arch,
-                                 arch_kwargs={"stem": "imagenet"})
+                                 arch_kwargs=kwargs)
+    if vit:
+        reference = timm_reference(encoder, args.image_size, device)
+        bare_model = lambda x: reference(encoder.normalize(x))  # noqa: E731 (the normalization co-ssl does inside)
+        bare_name = f"timm vit_small_patch16 forward (CLS, fused attention: {reference.blocks[0].attn.fused_attn})"
+    else:
+        bare_model, bare_name = encoder.forward_global, "encoder.forward_global"
     data = EvalData.from_dataset(random_dataset(args.n, args.image_size))
     iters = max(1, args.n // args.batch_size)
 
@@ -112,7 +135,7 @@ def main() -> None:
                      device=device, batch_size=args.batch_size, precision=precision)  # warm-up
     bare, extraction = [], []
     for _ in range(args.repeats):
-        bare.append(bare_forward(encoder, args.batch_size, args.image_size, device, precision, iters))
+        bare.append(bare_forward(bare_model, args.batch_size, args.image_size, device, precision, iters))
         extraction.append(args.n / timed(extract))
     with tempfile.TemporaryDirectory() as folder:
         cache = FeatureCache(Path(folder))
@@ -124,7 +147,7 @@ def main() -> None:
         "benchmark": "feature_throughput",
         "device": describe_device(device), "torch": torch.__version__, "arch": args.arch,
         "image_size": args.image_size, "batch_size": args.batch_size, "n": args.n, "repeats": args.repeats,
-        "precision": precision, "channels_last": device.type == "cuda",
+        "precision": precision, "channels_last": device.type == "cuda", "arch_kwargs": kwargs, "bare": bare_name,
         "bare_forward_images_per_s": round(bare_ips, 1), "extraction_images_per_s": round(extraction_ips, 1),
         "ratio_extraction_over_bare": round(extraction_ips / bare_ips, 3),
         "target_ratio_gpu_bf16_channels_last": 0.9,
@@ -136,7 +159,7 @@ def main() -> None:
         "conditions": args.conditions or "not recorded",
         "quick": args.quick,
     }
-    name = f"feature_throughput-{device.type}{'-quick' if args.quick else ''}.json"
+    name = f"feature_throughput-{device.type}{f'-{args.arch}' if vit else ''}{'-quick' if args.quick else ''}.json"
     path = Path(args.out) if args.out else RESULTS / name
     write_json_atomic(path, result)
     print(f"{args.arch} {args.image_size}px batch {args.batch_size} on {result['device']} ({precision}): bare "

@@ -11,7 +11,7 @@ three land in the checkpoint's `arch.kwargs`, so `build_encoder(name, **kwargs)`
 from __future__ import annotations
 
 from co_ssl_train.models import ARCHS, select_options
-from co_ssl_train.models.vit import SIZES as VIT_SIZES
+from co_ssl_train.models.vit_spec import SIZES as VIT_SIZES
 
 VIT_FIELDS = ("vit_patch_size", "vit_dim", "vit_depth", "vit_heads")
 

@@ -8,7 +8,7 @@ condition (sigma = 0, p = 0, scale 1, epsilon = 0) reproduces the clean accuracy
 What the analyses of one model share is held in named fields, each filled on first use and
 emptied by `clear_caches()` before the next model: the evaluation images (`images`), the local
 maps (`local_maps`, the one way to get them), the ERF image sets, the corruption providers (with
-their look-ahead) and the local maps' channel std of the feature-noise cells. How the corruption
+their look-ahead), the local maps' channel std of the feature-noise cells and a ViT's tokens for token dropout. How the corruption
 sources run (worker processes, cache folder) is the command's `CorruptionSettings`.
 """
 
@@ -53,6 +53,10 @@ class EvalContext:
     image_sets: dict[tuple[tuple[str, ...], int, int], ImageSet] = field(default_factory=dict, repr=False)  # ERF
     corruption_providers: dict[tuple, CorruptionProvider] = field(default_factory=dict, repr=False)  # by source
     map_channel_std: torch.Tensor | None = field(default=None, repr=False)  # `(C,)` of the on-device local maps
+    # a ViT's patch (and prefix) tokens that token dropout corrupts (`analyses.token_dropout.TokenState`), and
+    # their per-channel std `(C,)`
+    vit_tokens: object | None = field(default=None, repr=False)
+    vit_token_std: torch.Tensor | None = field(default=None, repr=False)
 
     def clear_caches(self) -> None:
         """Forget this model's images, maps and corruption providers (before the next model)."""
@@ -63,6 +67,7 @@ class EvalContext:
         self.image_sets.clear()
         self.corruption_providers.clear()
         self.map_channel_std = None
+        self.vit_tokens = self.vit_token_std = None
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:

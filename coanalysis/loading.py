@@ -24,8 +24,9 @@ from coanalysis.formats import detect, get_format
 from coanalysis.formats.arch import infer_arch
 from coanalysis.formats.base import group_keys
 from coanalysis.formats.reading import read_checkpoint
+from coanalysis.formats.vit_arch import infer_vit_arch
 from coanalysis.readout import apply_readout
-from coanalysis.trainer import ARCHS, Encoder, UserError, build_encoder, contract
+from coanalysis.trainer import ARCHS, VIT_READOUTS, Encoder, UserError, build_encoder, contract
 from coanalysis.zoo import is_zoo_spec, resolve_zoo_spec
 
 __all__ = ["ModelSource", "check_finite_weights", "load_encoder", "nonfinite_tensors"]
@@ -55,12 +56,18 @@ class ModelSource:
     adjustments: dict = field(default_factory=dict)  # module changes beyond the arch (e.g. conv1_padding)
     dropped: tuple[str, ...] = field(default=(), compare=False)  # every key left out (inspect shows them)
     readout: dict | None = None  # how images become the representation (coanalysis.readout); None: global average
+    family: str = "resnet"  # "resnet" (every CNN) or "vit"
+    global_readout: str | None = None  # a ViT's global representation: cls | avg | cls+avg (None for CNNs)
 
     def loading(self) -> dict[str, Any]:
         """Everything besides the file that decides what the encoder computes (cache and probe identity)."""
-        return {"format": self.format, "branch": self.branch, "arch": self.arch, "arch_kwargs": self.arch_kwargs,
-                "normalization": self.normalization, "adjustments": self.adjustments,
-                **({"readout": self.readout} if self.readout and self.readout.get("kind") != "global-average" else {})}
+        out = {"format": self.format, "branch": self.branch, "arch": self.arch, "arch_kwargs": self.arch_kwargs,
+               "normalization": self.normalization, "adjustments": self.adjustments}
+        if self.readout and self.readout.get("kind") != "global-average":
+            out["readout"] = self.readout
+        if self.family == "vit":  # CNN identities (and their cached features) stay as they were
+            out["global_readout"] = self.global_readout
+        return out
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -104,7 +111,8 @@ def _set_normalization(encoder: Encoder, mean: Sequence[float], std: Sequence[fl
 
 
 def load_encoder(spec: str | Path, *, name: str | None = None, format: str | None = None, arch: str | None = None,
-                 branch: str | None = None, normalization: Any = None, readout: str = "auto") -> Encoder:
+                 branch: str | None = None, normalization: Any = None, readout: str = "auto",
+                 global_readout: str | None = None) -> Encoder:
     """A ready encoder (eval mode) from a co-ssl run directory or any supported ResNet checkpoint.
 
     - `format`: a `coanalysis.formats.FORMATS` name; None detects it from the file's keys.
@@ -112,10 +120,12 @@ def load_encoder(spec: str | Path, *, name: str | None = None, format: str | Non
     - `branch`: which copy of a multi-network checkpoint (DINO teacher/student, timm or PyContrast
       model/ema); None takes the format's default.
     - `normalization`: `(mean, std)` or `{"mean", "std"}` replacing the format's default (ImageNet
-      statistics for third-party ResNets, the recorded ones for our runs). Inputs stay in [0, 1].
+      statistics for third-party models, the recorded ones for our runs). Inputs stay in [0, 1].
     - `readout`: `auto` reads a BagSSL run through its recorded bag of patches
       (`coanalysis.readout`), every other encoder through `forward_global`; `global` forces the
       plain global readout; `bag` requires the recorded bag readout. Recorded in `source.readout`.
+    - `global_readout`: a ViT's global representation, `cls`, `avg` or `cls+avg` (None: the
+      family's own, PROTOCOLS.md section 13); CNNs have one, `avg`. Recorded in `source.global_readout`.
     `spec` may be `zoo:NAME` (`coanalysis zoo`): the published file, downloaded and verified first.
     Raises `UserError` with a one-line explanation for anything it cannot read safely and exactly.
     """
@@ -140,6 +150,7 @@ def load_encoder(spec: str | Path, *, name: str | None = None, format: str | Non
         raise UserError(f"{path} is not a co-ssl checkpoint: the folder has no {contract.META_FILE}; {hint}")
     else:
         encoder = _load_file(path, name, format, arch, branch)
+    _set_global_readout(encoder, global_readout)
     if norm is not None:
         _set_normalization(encoder, *norm)
         encoder.source = dataclasses.replace(encoder.source, normalization=encoder.normalization(),
@@ -151,6 +162,29 @@ def load_encoder(spec: str | Path, *, name: str | None = None, format: str | Non
                             if record["kind"] == "bag-of-patches" else ())
     encoder.source = dataclasses.replace(source, readout=record, notes=notes)
     return encoder.eval()
+
+
+def _family(encoder: Encoder) -> str:
+    return getattr(encoder, "family", "resnet")
+
+
+def _set_global_readout(encoder: Encoder, readout: str | None) -> None:
+    """Record the encoder's readout in its source; apply `readout` (a ViT's --global) when given."""
+    family = _family(encoder)
+    if readout is not None and readout not in VIT_READOUTS:
+        raise UserError(f"unknown global readout {readout!r}; choose one of: {', '.join(VIT_READOUTS)}")
+    if family != "vit":
+        if readout not in (None, "avg"):
+            raise UserError(f"--global {readout} applies to Vision Transformers; {encoder.source.name} is a "
+                            f"{encoder.arch}, whose global representation is the average of its map (avg)")
+        return
+    notes = encoder.source.notes
+    if readout is not None and readout != encoder.readout:
+        if "cls" in readout and not encoder.backbone.has_class_token:
+            raise UserError(f"--global {readout}: {encoder.source.name} has no class token; use --global avg")
+        notes += (f"global readout {readout} set by the caller (the family's own: {encoder.readout})",)
+        encoder.readout = readout
+    encoder.source = dataclasses.replace(encoder.source, family="vit", global_readout=encoder.readout, notes=notes)
 
 
 def _load_run(run_dir: Path, name: str | None, arch: str | None, branch: str | None) -> Encoder:
@@ -180,13 +214,25 @@ def _load_file(path: Path, name: str | None, format: str | None, arch: str | Non
     backbone = adapter.extract(ckpt, branch)
     where = f"{path.name}: {backbone.where}"
     if not backbone.tensors:
-        raise UserError(f"{path}: no ResNet weights found as format {adapter.name} ({adapter.layout}); "
+        family = "ViT" if backbone.family == "vit" else "ResNet"
+        raise UserError(f"{path}: no {family} weights found as format {adapter.name} ({adapter.layout}); "
                         "check --format, or leave it out to detect the layout")
-    inferred, arch_kwargs = infer_arch(backbone.tensors, where)
     if arch is not None and arch not in ARCHS:
         raise UserError(f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHS)}")
     notes = list(backbone.notes)
-    if backbone.arch is not None and backbone.arch != inferred and arch is None:
+    if backbone.family == "vit":
+        inferred, arch_kwargs, arch_notes = infer_vit_arch(backbone.tensors, where,
+                                                           {"num_heads": backbone.info.get("num_heads")})
+        notes += arch_notes
+        if arch is not None and ARCHS[arch].family != "vit":
+            raise UserError(f"--arch {arch} is a {ARCHS[arch].family}; {path.name} holds a Vision Transformer")
+        if arch is not None and arch != "vit":  # a named size: its width, depth and heads replace the inferred ones
+            arch_kwargs = {k: v for k, v in arch_kwargs.items() if k not in ("embed_dim", "depth", "num_heads")}
+    else:
+        if arch is not None and ARCHS[arch].family == "vit":
+            raise UserError(f"--arch {arch} is a Vision Transformer; {path.name} holds a ResNet trunk")
+        inferred, arch_kwargs = infer_arch(backbone.tensors, where)
+    if backbone.family == "resnet" and backbone.arch is not None and backbone.arch != inferred and arch is None:
         notes.append(f"the file names architecture {backbone.arch!r}; its weights are {inferred}")
     mean, std = backbone.normalization
     encoder = build_encoder(arch or inferred, arch_kwargs, mean=mean, std=std)
@@ -205,7 +251,8 @@ def _load_file(path: Path, name: str | None, format: str | None, arch: str | Non
     encoder.source = ModelSource(
         path=str(path), format=adapter.name, content_hash=ckpt.sha256, name=name or path.name.split(".")[0],
         arch=encoder.arch, arch_kwargs=encoder.arch_kwargs, method=_str(info.get("method")),
-        dataset=_str(info.get("dataset")), input_size=_int(info.get("input_size")), epoch=_int(info.get("epoch")),
+        dataset=_str(info.get("dataset")), input_size=_int(info.get("input_size")) or _trained_size(encoder),
+        epoch=_int(info.get("epoch")),
         notes=tuple(notes), branch=backbone.branch, normalization=encoder.normalization(), adjustments=adjustments,
         dropped=tuple(backbone.dropped))
     return encoder
@@ -226,8 +273,9 @@ def _load_trunk(encoder: Encoder, tensors: dict[str, torch.Tensor], where: str) 
         raise UserError(f"{where}: the {encoder.arch} trunk lacks {len(missing)} weights "
                         f"({', '.join(missing[:3])}); the checkpoint is incomplete or not this architecture")
     if unexpected:
+        family = "ViT" if _family(encoder) == "vit" else "ResNet"
         raise UserError(f"{where}: {len(unexpected)} trunk keys do not belong to {encoder.arch} "
-                        f"({', '.join(unexpected[:3])}); is it a ResNet variant co-ssl cannot build?")
+                        f"({', '.join(unexpected[:3])}); is it a {family} variant co-ssl cannot build?")
     wrong = [k for k in expected if k in tensors and tuple(tensors[k].shape) != tuple(expected[k].shape)]
     if wrong:
         k = wrong[0]
@@ -255,6 +303,11 @@ def check_finite_weights(encoder: Encoder) -> None:
         raise UserError(f"{where}: {len(bad)} weight tensor{'s' if len(bad) > 1 else ''} hold NaN or Inf "
                         f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); the checkpoint is broken "
                         "(a diverged run?): analyse an earlier checkpoint or retrain")
+
+
+def _trained_size(encoder: Encoder) -> int | None:
+    """A ViT's input side from its position embedding's grid (a CNN's is not in its weights)."""
+    return encoder.backbone.img_size if _family(encoder) == "vit" else None
 
 
 def _str(value: Any) -> str | None:

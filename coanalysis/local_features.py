@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from coanalysis.features import EvalData, FeatureCache, feature_identity, forward_local, to_input
+from coanalysis.features import EvalData, FeatureCache, autocast, feature_identity, forward_local, to_input
 from coanalysis.trainer import UserError
 
 FP16_MAX = 60000.0  # above this a map is kept in float32
@@ -34,10 +34,13 @@ class LocalMaps:
     layer: str
     from_cache: bool = False
     positions: torch.Tensor | None = None  # rows' positions in `data` (the context's on-device maps only)
+    readout: torch.Tensor | None = None  # a ViT's own global representation `(N, C')` (PROTOCOLS 13), float32
 
     @property
     def global_features(self) -> torch.Tensor:
-        """`G = mean over positions of L`, float32 `(N, C)`."""
+        """`G`, float32 `(N, C)`: the mean over positions of L, or a ViT's readout (its CLS token, say)."""
+        if self.readout is not None:
+            return self.readout.float()
         return self.maps.mean(dim=(2, 3), dtype=torch.float32)
 
 
@@ -68,19 +71,28 @@ def extract_local_maps(encoder, data: EvalData, *, device: torch.device, batch_s
                        workers: int = 0) -> LocalMaps:
     """Local maps of every decodable image of `data` (cached under a `kind="local"` identity)."""
     source = getattr(encoder, "source", None)
+    vit = getattr(encoder, "family", None) == "vit"
+    needed = {"maps", "labels", "indices"} | ({"readout"} if vit else set())
     ident = feature_identity(source.content_hash, data, layer, precision, kind="local",
                              encoder=source.loading()) if source is not None and cache is not None else None
     if ident is not None:
         hit = cache.get(ident)
-        if hit is not None and {"maps", "labels", "indices"} <= set(hit) and hit["maps"].ndim == 4 \
+        if hit is not None and needed <= set(hit) and hit["maps"].ndim == 4 \
                 and hit["maps"].shape[0] == hit["labels"].shape[0] == hit["indices"].shape[0] <= len(data):
-            return LocalMaps(hit["maps"], hit["labels"], hit["indices"], data, layer, from_cache=True)
+            return LocalMaps(hit["maps"], hit["labels"], hit["indices"], data, layer, from_cache=True,
+                             readout=hit.get("readout"))
     from tqdm import tqdm
 
-    chunks, labels, indices = [], [], []
+    chunks, labels, indices, readouts = [], [], [], []
     with tqdm(total=len(data), disable=not progress, desc=f"local maps ({layer})", unit="img", leave=False) as bar:
         for images, y, positions in data.batches(batch_size, workers):
-            chunks.append(forward_local(encoder, to_input(images, device), precision, layer).cpu())
+            if vit:  # the map and the readout from one pass
+                with torch.no_grad(), autocast(device, precision):
+                    local, glob = encoder.forward_local_global(to_input(images, device), layer)
+                chunks.append(local.float().cpu())
+                readouts.append(glob.float().cpu())
+            else:
+                chunks.append(forward_local(encoder, to_input(images, device), precision, layer).cpu())
             labels.append(y)
             indices.append(data.indices[positions])
             bar.update(len(y))
@@ -90,7 +102,9 @@ def extract_local_maps(encoder, data: EvalData, *, device: torch.device, batch_s
     if not torch.isfinite(maps).all():
         raise UserError("the encoder produced NaN or infinite features; the checkpoint is broken "
                         "(retrain, or check its normalization)")
-    result = LocalMaps(_storage(maps), torch.cat(labels), torch.cat(indices), data, layer)
+    result = LocalMaps(_storage(maps), torch.cat(labels), torch.cat(indices), data, layer,
+                       readout=torch.cat(readouts) if vit else None)
     if ident is not None:
-        cache.put(ident, {"maps": result.maps, "labels": result.labels, "indices": result.indices})
+        cache.put(ident, {"maps": result.maps, "labels": result.labels, "indices": result.indices,
+                          **({"readout": result.readout} if vit else {})})
     return result

@@ -138,7 +138,14 @@ def load_split(session: Session, name: str, split: str, image_size: int | None) 
 def eval_data(session: Session, encoder: Encoder) -> EvalData:
     name, size = _dataset_for(session, encoder)
     spec = get_spec(name)
-    return EvalData.from_dataset(load_split(session, name, spec.eval_split, size), session.n, session.seed)
+    data = EvalData.from_dataset(load_split(session, name, spec.eval_split, size), session.n, session.seed)
+    if getattr(encoder, "family", None) == "vit":  # PROTOCOLS 13: the position embedding at this size, recorded
+        side = data.info.image_size
+        note = f"position embedding at {side} px: {encoder.position_embedding(side)}"
+        if note not in encoder.source.notes:
+            encoder.source = dataclasses.replace(encoder.source, notes=encoder.source.notes + (note,))
+            session.log(f"{encoder.source.name}: {note}")
+    return data
 
 
 def _feature_ids(data: EvalData, feats: Features):

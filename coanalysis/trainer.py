@@ -20,15 +20,16 @@ from co_ssl_train.distributed import init_distributed, launched_by_torchrun
 from co_ssl_train.distributed import shutdown as shutdown_distributed
 from co_ssl_train.knn import knn_vote
 from co_ssl_train.models import ARCHS, IMAGENET_MEAN, IMAGENET_STD, Encoder, build_encoder
+from co_ssl_train.models.vit_spec import READOUTS as VIT_READOUTS
+from co_ssl_train.models.vit_spec import SIZES as VIT_SIZES
 from coanalysis.trainer_io import (UserError, atomic_path, package_version, write_bytes_atomic, write_json_atomic,
                                    write_text_atomic)
 
 ENCODER_FILE, META_FILE, STATE_FILE = contract.ENCODER_FILE, contract.META_FILE, contract.STATE_FILE
 
 __all__ = ["ARCHS", "DATASETS", "DECODE_ERRORS", "ENCODER_FILE", "IMAGENET_MEAN", "IMAGENET_STD", "META_FILE",
-           "STATE_FILE", "AnyDataset", "DatasetInfo", "Encoder", "FolderDataset", "ImageDataset", "RefusedImage",
-           "UNDECODABLE",
-           "UserError", "atomic_path", "autocast", "build_encoder", "contract", "get_spec", "init_distributed",
-           "iterate_batches", "knn_vote", "launched_by_torchrun", "load_dataset", "open_rgb", "package_version",
-           "resolve_device", "resolve_precision", "shutdown_distributed",
+           "STATE_FILE", "VIT_READOUTS", "VIT_SIZES", "AnyDataset", "DatasetInfo", "Encoder", "FolderDataset",
+           "ImageDataset", "RefusedImage", "UNDECODABLE", "UserError", "atomic_path", "autocast", "build_encoder",
+           "contract", "get_spec", "init_distributed", "iterate_batches", "knn_vote", "launched_by_torchrun",
+           "load_dataset", "open_rgb", "package_version", "resolve_device", "resolve_precision", "shutdown_distributed",
            "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]

@@ -18,11 +18,10 @@ from co_ssl_train.errors import UserError
 from co_ssl_train.models.bagnet import BagNet
 from co_ssl_train.models.encoder import IMAGENET_MEAN, IMAGENET_STD, Encoder
 from co_ssl_train.models.resnet import RF_OFFERED, STAGES, ResNet, rf_resnet
-from co_ssl_train.models.vit import OPTIONS as VIT_OPTIONS
-from co_ssl_train.models.vit import SIZES as VIT_SIZES
-from co_ssl_train.models.vit import ViTEncoder, build_vit
+from co_ssl_train.models.vit_spec import OPTIONS as VIT_OPTIONS
+from co_ssl_train.models.vit_spec import SIZES as VIT_SIZES
 
-__all__ = ["ARCHS", "ArchSpec", "Encoder", "ViTEncoder", "IMAGENET_MEAN", "IMAGENET_STD", "STAGES", "build_backbone",
+__all__ = ["ARCHS", "ArchSpec", "Encoder", "IMAGENET_MEAN", "IMAGENET_STD", "STAGES", "build_backbone",
            "build_encoder", "select_options"]
 
 
@@ -39,6 +38,14 @@ class ArchSpec:
 def _resnet(block: str, layers: Sequence[int], width_per_group: int = 64) -> Callable[..., ResNet]:
     def build(stem: str = "imagenet", width: int = 64) -> ResNet:
         return ResNet(block, layers, width=width, stem=stem, width_per_group=width_per_group)
+    return build
+
+
+def _vit(size: str | None) -> Callable[..., nn.Module]:
+    def build(**kwargs) -> nn.Module:
+        from co_ssl_train.models.vit import build_vit  # timm is imported only when a ViT is built
+
+        return build_vit(size)(**kwargs)
     return build
 
 
@@ -70,9 +77,9 @@ ARCHS: dict[str, ArchSpec] = {
     "bagnet17": ArchSpec(_bagnet(17), ("width",), "BagNet-17, RF 17 px; 'same' padding (ours)", family="bagnet"),
     "bagnet33": ArchSpec(_bagnet(33), ("width",), "BagNet-33, RF 33 px; 'same' padding (ours)", family="bagnet"),
     # Vision Transformers: timm's VisionTransformer (models/vit.py); any option overrides the preset size
-    "vit": ArchSpec(build_vit(None), VIT_OPTIONS, "timm ViT of any width/depth/heads (embed_dim, depth, num_heads)",
+    "vit": ArchSpec(_vit(None), VIT_OPTIONS, "timm ViT of any width/depth/heads (embed_dim, depth, num_heads)",
                     family="vit"),
-    **{name: ArchSpec(build_vit(name), VIT_OPTIONS, f"ViT {name[4:]}: width {w}, depth {d}, {h} heads (timm names)",
+    **{name: ArchSpec(_vit(name), VIT_OPTIONS, f"ViT {name[4:]}: width {w}, depth {d}, {h} heads (timm names)",
                       family="vit") for name, (w, d, h) in VIT_SIZES.items()},
 }
 
@@ -107,5 +114,7 @@ def build_encoder(name: str, arch_kwargs: dict | None = None, *, mean: Sequence[
     if local_layer not in backbone.channels:
         raise UserError(f"unknown layer {local_layer!r}; choose one of: {', '.join(backbone.channels)}")
     if ARCHS[name].family == "vit":
+        from co_ssl_train.models.vit import ViTEncoder
+
         return ViTEncoder(backbone, arch=name, arch_kwargs=arch_kwargs, mean=mean, std=std, local_layer=local_layer)
     return Encoder(backbone, arch=name, arch_kwargs=arch_kwargs, mean=mean, std=std, local_layer=local_layer)

@@ -13,10 +13,12 @@ The encoder interface (PROTOCOLS.md section 13):
   `get_intermediate_layers(norm=True)`);
 - `forward_global(x) -> (B, C)` (or `(B, 2C)` for `cls+avg`): the readout, `cls` (the class token
   after the final norm), `avg` (the mean of the patch tokens, through `fc_norm` when the model has
-  one) or `cls+avg` (both, concatenated, as DINO's linear evaluation of ViT-S does).
+  one) or `cls+avg` (both, concatenated, as DINO's linear evaluation of ViT-S does). Default
+  (`readout=None`): `cls`, or `avg` for a model without class token or with `fc_norm` (MAE
+  fine-tuned, iBOT mean pooling, timm's avg-pool models).
 - Inputs of another size than `img_size` resample the position embedding of the patch grid
   (timm's `resample_abs_pos_embed`: bicubic, antialiased; `dynamic_img_size=True`);
-  `position_embedding(h, w)` says what was done.
+  `position_embedding(size)` says what was done.
 - `forward_pre_readout` / `readout_tokens`: what token dropout (section 13) needs: the tokens that
   enter the last block, and the readout of a subset of patch tokens, with the dropped ones left
   out of the last block's attention.
@@ -32,23 +34,19 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from co_ssl_train.models.encoder import Encoder
+from co_ssl_train.models.vit_spec import MLPS, READOUTS, SIZES  # noqa: F401 (SIZES: re-exported)
 
-READOUTS = ("cls", "avg", "cls+avg")
 READOUT_LAYER = "readout"  # the pseudo-layer `forward_maps` answers with the global readout as a (B, C, 1, 1) map
-MLPS = ("gelu", "swiglu")
-# name -> (width, depth, heads): the standard sizes (DeiT / ViT / DINOv2 ViT-g)
-SIZES: dict[str, tuple[int, int, int]] = {
-    "vit_tiny": (192, 12, 3), "vit_small": (384, 12, 6), "vit_base": (768, 12, 12),
-    "vit_large": (1024, 24, 16), "vit_huge": (1280, 32, 16), "vit_giant": (1536, 40, 24),
-}
-OPTIONS = ("patch_size", "img_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "mlp", "class_token",
-           "reg_tokens", "no_embed_class", "init_values", "fc_norm", "qkv_bias", "readout")
 
 
 class ViT(VisionTransformer):
     """timm's VisionTransformer without a head, with co-ssl's backbone protocol: `channels`,
     `forward_features(x, layer)`, `forward_stages(x, layers)`, `receptive_field(layer)` (None: a
-    patch token sees the whole image)."""
+    patch token sees the whole image). Arch options (all JSON values, stored in meta.json):
+    patch_size, img_size (the trained grid), embed_dim, depth, num_heads, mlp_ratio, mlp
+    (gelu | swiglu, DINOv2 ViT-g), class_token, reg_tokens, no_embed_class (the position
+    embedding skips the prefix tokens), init_values (layer scale; None: none), fc_norm, qkv_bias,
+    readout."""
 
     def __init__(self, *, patch_size: int = 16, img_size: int = 224, embed_dim: int = 384, depth: int = 12,
                  num_heads: int = 6, mlp_ratio: float = 4.0, mlp: str = "gelu", class_token: bool = True,
@@ -56,7 +54,7 @@ class ViT(VisionTransformer):
                  fc_norm: bool = False, qkv_bias: bool = True, readout: str | None = None):
         if mlp not in MLPS:
             raise ValueError(f"mlp must be one of {MLPS}, got {mlp!r}")
-        readout = readout or ("cls" if class_token else "avg")
+        readout = readout or ("cls" if class_token and not fc_norm else "avg")
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
         if "cls" in readout and not class_token:
@@ -118,7 +116,8 @@ class ViT(VisionTransformer):
 
     # ---- readouts
 
-    def read_out(self, tokens: torch.Tensor, readout: str | None = None, keep: torch.Tensor | None = None) -> torch.Tensor:
+    def read_out(self, tokens: torch.Tensor, readout: str | None = None,
+                 keep: torch.Tensor | None = None) -> torch.Tensor:
         """Tokens after the final norm `(B, T, C)` -> global `(B, C)` (`(B, 2C)` for cls+avg).
 
         `keep` `(B, k)`: indices of the patch tokens the mean is taken over (all when None)."""
@@ -212,6 +211,11 @@ class ViTEncoder(Encoder):
         tokens = self.backbone.forward_tokens(x, names)
         return [self.backbone.read_out(t, self.readout)[:, :, None, None] if layer == READOUT_LAYER
                 else self.backbone.to_map(t, grid) for layer, t in zip(layers, tokens)]
+
+    def forward_local_global(self, x: torch.Tensor, layer: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images in [0, 1] -> (patch-token map `(B, C, h, w)`, readout `(B, C')`) of `layer`, from one pass."""
+        tokens = self.backbone.forward_tokens(self.normalize(x), (layer or self.local_layer,))[0]
+        return self.backbone.to_map(tokens, self.backbone.grid(x)), self.backbone.read_out(tokens, self.readout)
 
     def forward_pre_readout(self, x: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] -> tokens `(B, T, C)` entering the last block (token dropout starts here)."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from coanalysis.analyses import autoattack, bagssl, corruptions, crops, dropout, erf, noise, pgd, redundancy, shift
+from coanalysis.analyses import (autoattack, bagssl, corruptions, crops, dropout, erf, noise, pgd, redundancy, shift,
+                                 token_dropout)
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ ANALYSES: dict[str, Analysis] = {
                             corruptions.cells, corruptions.run_cell, condition_fields=("corruptions", "severities"),
                             demo=_corruptions_demo),
     "dropout": Analysis("dropout", "Internal corruption of the local map (PROTOCOLS 5)", dropout.DropoutProtocol,
-                        dropout.cells, dropout.run_cell,
+                        dropout.cells, token_dropout.run_any_cell,  # ViTs: tokens (PROTOCOLS 13)
                         condition_fields=("spatial_ps", "channel_ps", "noise_alphas"),
                         demo=lambda preset: dropout.DropoutProtocol()),
     "pgd": Analysis("pgd", "PGD adversarial robustness (PROTOCOLS 6)", pgd.PGDProtocol, pgd.cells, pgd.run_cell,

@@ -7,7 +7,8 @@ evaluation subset, see `coanalysis.local_features.subset`):
   otherwise) or K `random` positions drawn per image (seeded by (seed, s, dataset index));
 - each patch is fed to the encoder either `resize`d back to the input size (bilinear,
   align_corners=False: what a model trained on resized random crops sees) or at its `native`
-  size (the fully convolutional encoder pools whatever map it gets); the choice is recorded;
+  size (the fully convolutional encoder pools whatever map it gets; a ViT resamples its position
+  embedding); the choice is recorded. `resize` is the default for both families (PROTOCOLS 13);
 - whole-vs-parts: `cos(G(image), mean_k G(patch_k))` per image (mean, std, bootstrap 95% CI),
   and the mean `cos(G(image), G(patch_k))` of single patches;
 - bag-of-patches readout: accuracy of the model's probe, unchanged, on the bag average
@@ -152,6 +153,10 @@ def run_cell(ctx: EvalContext, protocol: BagSSLProtocol, key: str) -> dict[str, 
     size = data.info.image_size
     if patch > size:
         raise UserError(f"patch size {patch} px is larger than the {size} px images; choose sizes up to {size}")
+    token = getattr(getattr(ctx.encoder, "backbone", None), "patch", None)  # a ViT's patch side (PROTOCOLS 13)
+    if protocol.feed == "native" and token is not None and patch < token:
+        raise UserError(f"a {patch} px image patch fed natively to a ViT with {token} px patches holds no token; "
+                        "use --feed resize (the default for ViTs) or larger patch sizes")
     whole_bag, whole_patch, labels, preds = [], [], [], {"global": [], "bag": [], "patch": []}
     k = None
     per_image = {"grid": len(grid_offsets(size, patch)) ** 2, "stride": len(stride_offsets(size, patch)) ** 2}.get(

@@ -13,7 +13,8 @@ Per cell (method, coordinate), on N images:
   20%, 50% and 90% of an image's map mass (mean and std over images), and the same for the
   average map (each image's map normalized to unit mass first); the support (the side of the
   centred square holding every non-zero pixel, and the bounding box of the non-zero pixels),
-  next to the analytic receptive field `encoder.receptive_field(layer)` (None when unknown);
+  next to the analytic receptive field `encoder.receptive_field(layer)` (None when unknown; for a
+  ViT's patch token the bound is the whole image, recorded as `rf_bound: "image"`);
 - the average map and the maps of the first `show` images with the images themselves, stored
   compactly (float16 maps, PNG images, at most `store_px` per side) so figures need nothing else.
 
@@ -335,4 +336,6 @@ def run_cell(ctx: EvalContext, protocol: ERFProtocol, key: str) -> dict[str, Any
         "support_box": [box[0][1] - box[0][0] + 1, box[1][1] - box[1][0] + 1] if box else None,
         "mean_map": encode_map(stored.numpy()), "mean_map_levels": mass_levels(stored), "store_factor": factor,
         "examples": examples, "images": image_set.describe(), "image_names": image_set.names,
+        # PROTOCOLS 13: a ViT patch token attends to every patch, its analytic receptive field is the image
+        **({"rf_bound": "image"} if getattr(ctx.encoder, "family", None) == "vit" else {}),
     }

@@ -202,6 +202,10 @@ def centre_index(size: int) -> int:
 
 def _maps(ctx: EvalContext, protocol: RedundancyProtocol) -> LocalMaps:
     lm = ctx.local_maps(protocol.n_images, protocol.layer)
+    if lm.global_features.shape[1] != lm.maps.shape[1]:
+        raise UserError(f"redundancy compares local vectors with G of the same width; the {ctx.encoder.readout} "
+                        f"readout has {lm.global_features.shape[1]} features for {lm.maps.shape[1]} per token: use "
+                        "--global cls or --global avg")
     if len(lm.labels) < 2:
         raise UserError("redundancy needs at least 2 decodable images")
     return lm
@@ -210,7 +214,7 @@ def _maps(ctx: EvalContext, protocol: RedundancyProtocol) -> LocalMaps:
 def _on_device(lm: LocalMaps, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """(unit local vectors `(N, K, C)`, global vectors `(N, C)`) float32 on `device`."""
     maps = lm.maps.to(device)
-    return unit_locals(maps), maps.mean(dim=(2, 3), dtype=torch.float32)
+    return unit_locals(maps), lm.global_features.to(device)  # a ViT's G is its readout (PROTOCOLS 13)
 
 
 def null_maps(maps: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -20,9 +20,10 @@ DEFAULT_OUT = "reports/results"
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("models")
     g.add_argument("--ckpt", action="append", required=True, metavar="PATH",
-                   help="checkpoint: a co-ssl run directory or a ResNet checkpoint file (torchvision, timm, "
-                        "solo-learn, lightly, mmselfsup, VISSL, DINO, MoCo, SwAV, PyContrast; .pth/.pt/.ckpt/.tar/"
-                        ".safetensors); repeat to compare several models")
+                   help="checkpoint: a co-ssl run directory, a ResNet checkpoint file (torchvision, timm, "
+                        "solo-learn, lightly, mmselfsup, VISSL, DINO, MoCo, SwAV, PyContrast) or a ViT one (DINO, "
+                        "DINOv2, MAE, iBOT, MoCo v3, I-JEPA, DeiT, timm); .pth/.pt/.ckpt/.tar/.safetensors; repeat "
+                        "to compare several models")
     g.add_argument("--name", action="append", metavar="NAME",
                    help="display name of the matching --ckpt (default: run or file name)")
     add_loading_args(g)
@@ -37,14 +38,19 @@ def add_loading_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--arch", action="append", metavar="NAME",
                    help="architecture instead of the one read from the weight shapes (once, or once per --ckpt)")
     g.add_argument("--branch", action="append", metavar="NAME",
-                   help="which network of a multi-network checkpoint: DINO teacher (default) or student; timm and "
-                        "PyContrast model (default) or ema (once, or once per --ckpt)")
+                   help="which network of a multi-network checkpoint: DINO / iBOT teacher (default) or student; timm "
+                        "and PyContrast model (default) or ema; I-JEPA target_encoder (default) or encoder (once, or "
+                        "once per --ckpt)")
     g.add_argument("--readout", action="append", choices=("auto", "global", "bag"),
                    help="auto (default): a BagSSL run is read through the bag of patches its meta.json records, "
                         "everything else through the global average; global: always the plain global "
                         "representation; bag: require the bag readout (once, or once per --ckpt)")
+    g.add_argument("--global", dest="global_readout", action="append", metavar="cls|avg|cls+avg",
+                   help="a ViT's global representation: the CLS token after the final norm, the mean of the patch "
+                        "tokens (through fc_norm where the model has one), or both concatenated (default: the "
+                        "family's own, PROTOCOLS.md section 13; recorded; once, or once per --ckpt)")
     g.add_argument("--mean", metavar="R,G,B", help="input mean replacing the checkpoint's (default: ImageNet "
-                   "statistics for third-party ResNets, the recorded ones for co-ssl runs); inputs stay in [0, 1]")
+                   "statistics for third-party models, the recorded ones for co-ssl runs); inputs stay in [0, 1]")
     g.add_argument("--std", metavar="R,G,B", help="input std replacing the checkpoint's (with --mean)")
 
 
@@ -62,10 +68,11 @@ def loading_from_args(args: argparse.Namespace) -> tuple[list[dict], tuple[list[
     from coanalysis.trainer import UserError
 
     per_ckpt: list[dict] = [{} for _ in args.ckpt]
-    for flag in ("format", "arch", "branch", "readout"):
-        values = getattr(args, flag) or []
+    for flag in ("format", "arch", "branch", "readout", "global_readout"):
+        values = getattr(args, flag, None) or []
         if len(values) not in (0, 1, len(args.ckpt)):
-            raise UserError(f"{len(values)} --{flag} values for {len(args.ckpt)} --ckpt; give one for all, "
+            option = "global" if flag == "global_readout" else flag
+            raise UserError(f"{len(values)} --{option} values for {len(args.ckpt)} --ckpt; give one for all, "
                             "or one per checkpoint")
         for i, options in enumerate(per_ckpt):
             if values:

@@ -61,7 +61,17 @@ def describe(ckpt: str, options: dict, normalization: Any, input_size: int | Non
         "dropped_summary": group_keys(list(source.dropped)) if source.dropped else "",
         "content_hash": source.content_hash, "method": source.method, "dataset": source.dataset,
         "epoch": source.epoch, "notes": list(source.notes), "nonfinite_tensors": nonfinite_tensors(encoder),
+        "family": source.family, "readout": source.readout,
+        **(_vit_tokens(encoder, size) if source.family == "vit" else {}),
     }
+
+
+def _vit_tokens(encoder, size: int) -> dict[str, Any]:
+    """A ViT's patch size, tokens and readout at input side `size`."""
+    b = encoder.backbone
+    return {"patch_size": b.patch, "prefix_tokens": b.num_prefix_tokens, "class_token": b.has_class_token,
+            "register_tokens": b.num_reg_tokens, "patch_tokens": (size // b.patch) ** 2,
+            "global_features": encoder.global_features, "position_embedding": encoder.position_embedding(size)}
 
 
 def run(args: argparse.Namespace) -> None:
@@ -80,8 +90,17 @@ def run(args: argparse.Namespace) -> None:
                                                      if r["branch"] else "") + f": {r['format_description']}")
         print(f"  architecture    {r['arch']} ({kwargs}), {r['parameters'] / 1e6:.2f} M parameters, "
               f"{r['num_features']} features")
-        print(f"  local map       {c} x {h} x {w} ({r['local_layer']}) at {r['input_size']} px, "
-              f"receptive field {r['receptive_field']} px")
+        if r["family"] == "vit":
+            print(f"  tokens          patch {r['patch_size']} px: {r['patch_tokens']} patch tokens ({h} x {w}) + "
+                  f"{r['prefix_tokens']} prefix ({'1 class' if r['class_token'] else 'no class'}, "
+                  f"{r['register_tokens']} register/distillation) at {r['input_size']} px")
+            print(f"  position emb.   {r['position_embedding']}")
+            print(f"  readout         {r['readout']} -> {r['global_features']} features (--global cls|avg|cls+avg)")
+            print(f"  local map       {c} x {h} x {w} ({r['local_layer']}: patch tokens after the final norm), "
+                  "receptive field the whole image")
+        else:
+            print(f"  local map       {c} x {h} x {w} ({r['local_layer']}) at {r['input_size']} px, "
+                  f"receptive field {r['receptive_field']} px")
         print(f"  normalization   mean {r['normalization']['mean']}, std {r['normalization']['std']}")
         dropped = f": {r['dropped_summary']}" if r["dropped_keys"] else ""
         print(f"  dropped         {len(r['dropped_keys'])} keys{dropped}")

@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from coanalysis.formats import (co_ssl_run, dino, lightning, mmselfsup, moco, pycontrast, swav, timm_resnet,
-                                torchvision_resnet, vissl)
+                                torchvision_resnet, vissl, vit)
 from coanalysis.formats.base import IMAGENET, Adapter, Backbone, Checkpoint
 from coanalysis.trainer import UserError
+
+VIT_FORMATS = tuple(a.name for a in vit.ADAPTERS)
 
 FORMATS: dict[str, Adapter] = {a.name: a for a in (
     co_ssl_run.ADAPTER,
@@ -31,6 +33,7 @@ FORMATS: dict[str, Adapter] = {a.name: a for a in (
     moco.MOCO_V3,
     swav.ADAPTER,
     pycontrast.ADAPTER,
+    *vit.ADAPTERS,
 )}
 
 
@@ -69,11 +72,16 @@ def flat_keys(obj: Any, prefix: str = "", depth: int = 0, limit: int = 20000) ->
     return out
 
 
-def _trunk_prefixes(keys: list[str]) -> list[str]:
-    """Where a ResNet trunk seems to sit: the text before each '...conv1.weight' / 'layer1.0.conv1.weight'."""
+RESNET_MARKERS = ("layer1.0.conv1.weight", "conv1.weight")
+VIT_MARKERS = ("patch_embed.proj.weight", "blocks.0.attn.qkv.weight")
+
+
+def _trunk_prefixes(keys: list[str], markers: tuple[str, ...] = RESNET_MARKERS + VIT_MARKERS) -> list[str]:
+    """Where a trunk seems to sit: the text before each '...conv1.weight' / 'layer1.0.conv1.weight' (ResNet)
+    or 'patch_embed.proj.weight' / 'blocks.0.attn.qkv.weight' (ViT)."""
     found = []
     for key in keys:
-        for marker in ("layer1.0.conv1.weight", "conv1.weight"):
+        for marker in markers:
             if key.endswith(marker) and (len(key) == len(marker) or key[-len(marker) - 1] in "./"):
                 found.append(key[: -len(marker)])
                 break
@@ -94,10 +102,15 @@ def unknown_layout(ckpt: Checkpoint) -> UserError:
         return max(((len(tokens(c) & tokens(target)) / max(len(tokens(c) | tokens(target)), 1),
                      difflib.SequenceMatcher(None, c, target).ratio()) for c in candidates), default=(0.0, 0.0))
 
-    closest = sorted(FORMATS.values(), key=closeness, reverse=True)[:3]
+    # a ResNet-looking trunk is compared with the ResNet formats only, a ViT-looking one with the ViT ones
+    family = "resnet" if _trunk_prefixes(keys, RESNET_MARKERS) else "vit" if _trunk_prefixes(keys, VIT_MARKERS) \
+        else None
+    pool = [a for a in FORMATS.values() if family is None or (a.name in VIT_FORMATS) == (family == "vit")]
+    closest = sorted(pool, key=closeness, reverse=True)[:3]
     hint = "; ".join(f"{a.name} ({a.layout})" for a in closest)
     shown = ", ".join(keys[:5]) + (f" ... ({len(keys)} keys)" if len(keys) > 5 else "")
-    where = f"a trunk seems to sit under {candidates[0]!r}; " if _trunk_prefixes(keys) else "no ResNet trunk found; "
+    where = f"a trunk seems to sit under {candidates[0]!r}; " if _trunk_prefixes(keys) \
+        else "no ResNet or ViT trunk found; "
     return UserError(f"{ckpt.path}: unknown checkpoint layout ({where}keys: {shown or 'none'}); closest known formats: "
                      f"{hint}; pass --format NAME to force one")
 

@@ -1,9 +1,9 @@
 """What the checkpoint adapters share: the file as read, the backbone they hand back, key helpers.
 
 An adapter turns a `Checkpoint` (the object `torch.load` or safetensors gave back, never code) into
-a `Backbone`: the ResNet trunk's tensors under torchvision parameter names, plus what it left out
-and why. Prefixes are removed exactly (`key[len(prefix):]` for keys that start with it), never
-character by character, and every key the adapter does not use is listed in `Backbone.dropped`.
+a `Backbone`: the ResNet trunk's tensors under torchvision parameter names (or a ViT trunk under
+timm's names, `family="vit"`), plus what it left out and why. Prefixes are removed exactly
+(`key[len(prefix):]` for keys that start with it), never character by character, and every key the adapter does not use is listed in `Backbone.dropped`.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class Backbone:
     conv1_padding: int | None = None  # a stem padding other than the architecture's own
     notes: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)  # method, dataset, epoch, input_size when known
+    family: str = "resnet"  # "resnet": torchvision names; "vit": timm VisionTransformer names
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,18 @@ def test_cls_plus_avg_concatenates_and_tokens_readout_matches():
     torch.testing.assert_close(again, glob, rtol=0, atol=0)
 
 
+def test_mean_readout_of_kept_positions():
+    torch.manual_seed(0)
+    enc = build_encoder("vit", {**TINY, "fc_norm": True}).eval()
+    x = torch.rand(2, 3, 32, 32)
+    keep = torch.tensor([[0, 5], [2, 9]])
+    with torch.no_grad():
+        local = enc.forward_local(x)
+        torch.testing.assert_close(enc.pool_map(local), enc.forward_global(x), rtol=0, atol=0)
+        kept = torch.stack([local.flatten(2)[b, :, keep[b]].mean(1) for b in range(2)])
+        torch.testing.assert_close(enc.pool_map(local, keep), enc.backbone.fc_norm(kept))
+
+
 def test_dropping_tokens_from_the_last_block_equals_an_attention_mask():
     """Leaving patch tokens out of the last block = masking them out of its attention (for the CLS)."""
     torch.manual_seed(0)

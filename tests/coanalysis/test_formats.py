@@ -76,7 +76,10 @@ def test_resnet50_layouts_give_the_source_features(layout, models, tmp_path):
 
 
 def test_every_format_has_a_layout_test():
-    assert {LAYOUTS[name][2] for name in LAYOUTS} == set(FORMATS) - {"co-ssl-run"}  # co-ssl-run: test_loading
+    from tests.coanalysis.vit_layouts import LAYOUTS as VIT_LAYOUTS  # test_vit_formats.py
+
+    tested = {LAYOUTS[name][2] for name in LAYOUTS} | {fmt for _, fmt in VIT_LAYOUTS.values()}
+    assert tested == set(FORMATS) - {"co-ssl-run"}  # co-ssl-run: test_loading
 
 
 @pytest.mark.parametrize("layout,branch,value", [("dino", "student", 0.01), ("timm-train", "ema", 0.5),
@@ -163,7 +166,7 @@ def test_unknown_layout_names_the_closest_formats(models, tmp_path):
     assert "closest known formats: pycontrast (model -> module.encoder.*)" in message and "--format" in message
     assert len(message.splitlines()) == 1
     torch.save({"step": torch.zeros(1), "config": {"lr": 0.1}}, tmp_path / "no_weights.pth")
-    with pytest.raises(UserError, match=r"no ResNet trunk found; keys: step, config/lr"):
+    with pytest.raises(UserError, match=r"no ResNet or ViT trunk found; keys: step, config/lr"):
         load_encoder(tmp_path / "no_weights.pth")
 
 

@@ -13,6 +13,13 @@ def _size(stat: dict | None) -> str:
     return "–" if not stat or stat.get("mean") is None else f"{stat['mean']:.1f} ± {stat['std']:.1f}"
 
 
+def _rf(cell: dict) -> str:
+    """'43 px', 'the whole image (ViT patch token)' or 'unknown'."""
+    if cell.get("rf_bound") == "image":
+        return "the whole image (ViT patch token)"
+    return f"{cell['analytic_rf']} px" if cell.get("analytic_rf") is not None else "unknown"
+
+
 def _takeaways(results, method: str) -> list[str]:
     lines = []
     for r in results:
@@ -21,10 +28,10 @@ def _takeaways(results, method: str) -> list[str]:
         if centre is None:
             continue
         s = centre["sizes"]
-        rf = centre.get("analytic_rf")
+        rf = _rf(centre)
         lines.append(f"{r.model['name']}: the unit at ({centre['coord'][0]:g}, {centre['coord'][1]:g}) gathers 50% of "
                      f"its gradient mass within {_size(s.get('50'))} px and 90% within {_size(s.get('90'))} px "
-                     f"(analytic RF {rf if rf is not None else 'unknown'} px; {METHOD_LABELS[method]}, "
+                     f"(analytic RF {rf}; {METHOD_LABELS[method]}, "
                      f"n = {centre['n_images']} images at {centre['input_size'][0]} px).")
     return lines
 
@@ -51,6 +58,7 @@ def build(data: ReportData) -> Section | None:
                              f"{c['map_size'][0]}×{c['map_size'][1]} @ {c['input_size'][0]} px",
                              _size(c["sizes"].get("20")), _size(c["sizes"].get("50")), _size(c["sizes"].get("90")),
                              f"{c.get('support_square') or '–'}",
+                             "image" if c.get("rf_bound") == "image" else
                              str(c.get("analytic_rf") if c.get("analytic_rf") is not None else "–"),
                              str(c["n_images"]), c.get("centre_from", "")])
     if "gradient" in methods:
@@ -61,7 +69,8 @@ def build(data: ReportData) -> Section | None:
     table = Table(["model", "method", "(u, v)", "map @ input", "20% (px)", "50% (px)", "90% (px)", "support (px)",
                    "analytic RF (px)", "images", "centre from"], rows,
                   "Mass squares are centred on the unit's input-space centre (mean ± std over images); support: "
-                  "the centred square holding every non-zero pixel of the average map (bounded by the image).")
+                  "the centred square holding every non-zero pixel of the average map (bounded by the image); analytic RF "
+                  "of a ViT patch token: the whole image (self-attention, PROTOCOLS 13).")
     return Section("erf", "Effective receptive fields",
                    intro="Which input pixels a single local vector depends on (PROTOCOLS §9): the gradient of "
                          "s = Σ_c ReLU(L[c, y, x]) with respect to the image, |·| summed over colour channels.",

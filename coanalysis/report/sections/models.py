@@ -54,15 +54,18 @@ def build(data: ReportData) -> Section:
         trained_on = (m.get("config") or {}).get("dataset") or m.get("dataset") or "–"
         size = m.get("input_size")
         rf = m.get("receptive_field")
+        vit = m.get("family") == "vit"
+        readout = f"; global: {m.get('readout')}" if vit else ""
         rows.append([data.label(name), m.get("format", "?"),
-                     f"{m.get('arch', '?')} ({fmt_kwargs(m.get('arch_kwargs', {}))})", _params(m),
+                     f"{m.get('arch', '?')} ({fmt_kwargs(m.get('arch_kwargs', {}))}{readout})", _params(m),
                      m.get("method") or "–", f"{trained_on}" + (f", {size} px" if size else ""), _epochs(m),
-                     _training(m), f"{rf} px" if rf else "–",
+                     _training(m), "image" if vit else f"{rf} px" if rf else "–",
                      f"sha256:{m['content_hash'][:12]}" if m.get("content_hash") else "–"])
     identity = Table(["model", "format", "architecture", "parameters", "method", "trained on", "epochs",
                       "training", "receptive field", "checkpoint"], rows,
                      "Checkpoint identity, from each results folder's model.json. Parameters: the encoder's "
-                     "(heads are not part of the checkpoint); training: optimizer steps done of those planned, and the loss of the last epoch; receptive field: analytic, of the local map; "
+                     "(heads are not part of the checkpoint); training: optimizer steps done of those planned, and the loss of the last epoch; receptive field: analytic, of the local map (a ViT's patch token sees the whole image); global: a "
+                     "ViT's readout (cls token, avg of patch tokens, or both; PROTOCOLS.md section 13); "
                      "checkpoint: the start of the weights file's SHA-256 (in full in the model records below).",
                      name="models")
     tables = [identity]

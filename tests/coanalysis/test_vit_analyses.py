@@ -1,0 +1,91 @@
+"""Every analysis on a ViT: unchanged conditions equal the clean accuracy (token dropout p = 0,
+sigma = 0, epsilon = 0), token dropout follows PROTOCOLS 13, G is the readout, the ERF bound is
+the image."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from coanalysis.analyses import ANALYSES
+from coanalysis.analyses.dropout import SINGLE, DropoutProtocol
+from coanalysis.analyses.erf import ERFProtocol
+from coanalysis.analyses.noise import NoiseProtocol
+from coanalysis.analyses.pgd import PGDProtocol
+from coanalysis.analyses.redundancy import RedundancyProtocol
+from coanalysis.local_features import local_maps
+from coanalysis.pipeline import Session, make_context, open_model, run_analysis
+from tests.coanalysis import vit_layouts
+
+
+@pytest.fixture(scope="module")
+def dino_file(tmp_path_factory):
+    obj, _, _ = vit_layouts.dino_full()
+    path = tmp_path_factory.mktemp("vit") / "dino_vit.pth"
+    torch.save(obj, path)
+    return path
+
+
+def _context(path, out, **load):
+    session = Session(out=out, dataset="synthetic", n=64, n_train=256, progress=False, batch_size=32,
+                      load_options={"dino_vit": load} if load else {})
+    return session, make_context(session, open_model(session, str(path), "dino_vit"))
+
+
+@pytest.fixture(scope="module")
+def cls_context(dino_file, tmp_path_factory):
+    """(session, context) of the DINO ViT with its own CLS readout; the probe is fitted once."""
+    return _context(dino_file, tmp_path_factory.mktemp("res"))
+
+
+@pytest.mark.parametrize("readout", ["cls", pytest.param("avg", marks=pytest.mark.slow)])
+def test_unchanged_conditions_equal_clean_accuracy(dino_file, cls_context, tmp_path, readout):
+    session, ctx = cls_context if readout == "cls" else _context(dino_file, tmp_path / "res", readout=readout)
+    assert ctx.encoder.readout == readout
+    protocol = DropoutProtocol(spatial_ps=(0.0, 0.5, SINGLE), channel_ps=(0.0, 0.5), noise_alphas=(0.0, 1.0), masks=2)
+    result = run_analysis(session, ctx, ANALYSES["dropout"], protocol)
+    for key in ("spatial p=0", "channel p=0", "noise alpha=0"):
+        assert result.cells[key]["accuracies"] == [ctx.clean_accuracy] * 2, key
+    single = result.cells[f"spatial p={SINGLE}"]
+    assert single["positions"] == 16 and single["kept_positions"] == 1 and single["family"] == "vit"
+    assert ("last block" in single["corrupted"]) == (readout == "cls")
+    noise = run_analysis(session, ctx, ANALYSES["noise"], NoiseProtocol(sigmas=(0.0, 0.2)))
+    assert noise.cells["sigma=0"]["accuracy"] == ctx.clean_accuracy
+    if readout == "cls":
+        pgd = run_analysis(session, ctx, ANALYSES["pgd"], PGDProtocol(linf_eps=(0.0, 2 / 255), l2_eps=(), steps=2))
+        assert pgd.cells["linf eps=0"]["accuracy"] == ctx.clean_accuracy
+        assert pgd.cells["linf eps=2/255"]["max_perturbation"] <= 2 / 255 + 1e-6
+
+
+def test_token_dropout_keeps_the_class_token_and_drops_patches(cls_context):
+    """At p = 1 - 1/hw the CLS attends to itself and one patch: the readout equals an explicit
+    attention mask on the last block."""
+    _, ctx = cls_context
+    from coanalysis.analyses.token_dropout import token_state
+
+    state = token_state(ctx)
+    assert state.prefix.shape[1] == 1 and state.maps.shape[2:] == (4, 4)
+    enc = ctx.encoder
+    tokens = torch.cat([state.prefix[:2], state.maps[:2].flatten(2).transpose(1, 2)], 1)
+    keep = torch.tensor([[3], [7]])
+    with torch.no_grad():
+        one = enc.readout_tokens(tokens, keep)
+        mask = torch.zeros(2, 1, 17, 17, dtype=torch.bool)
+        mask[:, :, :, 0] = True
+        mask[0, :, :, 4] = mask[1, :, :, 8] = True
+        ref = enc.backbone.norm(enc.backbone.blocks[-1](tokens, attn_mask=mask))[:, 0]
+    torch.testing.assert_close(one, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_redundancy_uses_the_readout_and_erf_bound_is_the_image(cls_context):
+    session, ctx = cls_context
+    lm = local_maps(ctx, 16)
+    x = torch.stack([ctx.data.dataset[int(i)][0] for i in lm.indices]).float() / 255
+    with torch.no_grad():
+        torch.testing.assert_close(lm.global_features, ctx.encoder.forward_global(x), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(lm.global_features, lm.maps.float().mean(dim=(2, 3)))
+    red = run_analysis(session, ctx, ANALYSES["redundancy"], RedundancyProtocol(n_images=16, n_pairs=50, bootstrap=20))
+    assert red.cells["pairs"]["map_size"] == [4, 4] and red.cells["part=centre"]["accuracy"] is not None
+    erf = run_analysis(session, ctx, ANALYSES["erf"], ERFProtocol(n_images=2, coords=((0.5, 0.5),)))
+    cell = next(iter(erf.cells.values()))
+    assert cell["rf_bound"] == "image" and cell["analytic_rf"] is None and cell["map_size"] == [4, 4]
