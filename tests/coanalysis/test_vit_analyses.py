@@ -13,7 +13,6 @@ from coanalysis.analyses.erf import ERFProtocol
 from coanalysis.analyses.noise import NoiseProtocol
 from coanalysis.analyses.pgd import PGDProtocol
 from coanalysis.analyses.redundancy import RedundancyProtocol
-from coanalysis.local_features import local_maps
 from coanalysis.pipeline import Session, make_context, open_model, run_analysis
 from tests.coanalysis import vit_layouts
 
@@ -79,7 +78,7 @@ def test_token_dropout_keeps_the_class_token_and_drops_patches(cls_context):
 
 def test_redundancy_uses_the_readout_and_erf_bound_is_the_image(cls_context):
     session, ctx = cls_context
-    lm = local_maps(ctx, 16)
+    lm = ctx.local_maps(16)
     x = torch.stack([ctx.data.dataset[int(i)][0] for i in lm.indices]).float() / 255
     with torch.no_grad():
         torch.testing.assert_close(lm.global_features, ctx.encoder.forward_global(x), rtol=1e-5, atol=1e-5)
