@@ -8,8 +8,8 @@ condition (sigma = 0, p = 0, scale 1, epsilon = 0) reproduces the clean accuracy
 What the analyses of one model share is held in named fields, each filled on first use and
 emptied by `clear_caches()` before the next model: the evaluation images (`images`), the local
 maps (`local_maps`, the one way to get them), the ERF image sets, the corruption providers (with
-their look-ahead), the local maps' channel std of the feature-noise cells and a ViT's tokens for token dropout. How the corruption
-sources run (worker processes, cache folder) is the command's `CorruptionSettings`.
+their look-ahead), the local maps' channel std of the feature-noise cells and a ViT's tokens
+for token dropout. How the corruption sources run (worker processes, cache folder) is the command's `CorruptionSettings`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 An adapter turns a `Checkpoint` (the object `torch.load` or safetensors gave back, never code) into
 a `Backbone`: the ResNet trunk's tensors under torchvision parameter names (or a ViT trunk under
 timm's names, `family="vit"`), plus what it left out and why. Prefixes are removed exactly
-(`key[len(prefix):]` for keys that start with it), never character by character, and every key the adapter does not use is listed in `Backbone.dropped`.
+(`key[len(prefix):]` for keys that start with it), never character by character, and every key
+the adapter does not use is listed in `Backbone.dropped`.
 """
 
 from __future__ import annotations

@@ -66,7 +66,9 @@ def dino_full():
     teacher = {**_pre("backbone.", m.state_dict()), **_head("head.mlp."), "head.last_layer.weight_g": torch.ones(8, 1)}
     student = _pre("module.", _plus_one(teacher))
     args = argparse.Namespace(arch="vit_tiny", patch_size=8, out_dim=8)
-    return {"teacher": teacher, "student": student, "epoch": 10, "args": args, "dino_loss": {"center": torch.zeros(1, 8)}}, m, "cls"
+    ckpt = {"teacher": teacher, "student": student, "epoch": 10, "args": args,
+            "dino_loss": {"center": torch.zeros(1, 8)}}
+    return ckpt, m, "cls"
 
 
 def dinov2(registers: int = 0, swiglu: bool = False):

@@ -69,8 +69,8 @@ def build(data: ReportData) -> Section | None:
     table = Table(["model", "method", "(u, v)", "map @ input", "20% (px)", "50% (px)", "90% (px)", "support (px)",
                    "analytic RF (px)", "images", "centre from"], rows,
                   "Mass squares are centred on the unit's input-space centre (mean ± std over images); support: "
-                  "the centred square holding every non-zero pixel of the average map (bounded by the image); analytic RF "
-                  "of a ViT patch token: the whole image (self-attention, PROTOCOLS 13).")
+                  "the centred square holding every non-zero pixel of the average map (bounded by the image); "
+                  "analytic RF of a ViT patch token: the whole image (self-attention, PROTOCOLS 13).")
     return Section("erf", "Effective receptive fields",
                    intro="Which input pixels a single local vector depends on (PROTOCOLS §9): the gradient of "
                          "s = Σ_c ReLU(L[c, y, x]) with respect to the image, |·| summed over colour channels.",
