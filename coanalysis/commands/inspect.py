@@ -61,7 +61,7 @@ def describe(ckpt: str, options: dict, normalization: Any, input_size: int | Non
         "dropped_summary": group_keys(list(source.dropped)) if source.dropped else "",
         "content_hash": source.content_hash, "method": source.method, "dataset": source.dataset,
         "epoch": source.epoch, "notes": list(source.notes), "nonfinite_tensors": nonfinite_tensors(encoder),
-        "family": source.family, "readout": source.readout,
+        "family": source.family, "global_readout": source.global_readout,
         **(_vit_tokens(encoder, size) if source.family == "vit" else {}),
     }
 
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> None:
                   f"{r['prefix_tokens']} prefix ({'1 class' if r['class_token'] else 'no class'}, "
                   f"{r['register_tokens']} register/distillation) at {r['input_size']} px")
             print(f"  position emb.   {r['position_embedding']}")
-            print(f"  readout         {r['readout']} -> {r['global_features']} features (--global cls|avg|cls+avg)")
+            print(f"  readout         {r['global_readout']} -> {r['global_features']} features (--global cls|avg|cls+avg)")
             print(f"  local map       {c} x {h} x {w} ({r['local_layer']}: patch tokens after the final norm), "
                   "receptive field the whole image")
         else:

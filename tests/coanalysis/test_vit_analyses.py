@@ -39,7 +39,7 @@ def cls_context(dino_file, tmp_path_factory):
 
 @pytest.mark.parametrize("readout", ["cls", pytest.param("avg", marks=pytest.mark.slow)])
 def test_unchanged_conditions_equal_clean_accuracy(dino_file, cls_context, tmp_path, readout):
-    session, ctx = cls_context if readout == "cls" else _context(dino_file, tmp_path / "res", readout=readout)
+    session, ctx = cls_context if readout == "cls" else _context(dino_file, tmp_path / "res", global_readout=readout)
     assert ctx.encoder.readout == readout
     protocol = DropoutProtocol(spatial_ps=(0.0, 0.5, SINGLE), channel_ps=(0.0, 0.5), noise_alphas=(0.0, 1.0), masks=2)
     result = run_analysis(session, ctx, ANALYSES["dropout"], protocol)

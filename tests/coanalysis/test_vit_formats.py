@@ -75,14 +75,14 @@ def test_architecture_read_from_the_shapes(tmp_path):
 def test_global_readout_option_is_recorded_and_keys_the_cache(tmp_path):
     obj, model, _ = vit_layouts.dino_hub()
     path = _save(tmp_path, obj)
-    default, both = load_encoder(path), load_encoder(path, readout="cls+avg")
-    assert both.source.readout == "cls+avg" and any("cls+avg set by the caller" in n for n in both.source.notes)
+    default, both = load_encoder(path), load_encoder(path, global_readout="cls+avg")
+    assert both.source.global_readout == "cls+avg" and any("cls+avg set by the caller" in n for n in both.source.notes)
     assert default.source.loading() != both.source.loading()
     x = torch.rand(2, 3, 32, 32)
     ref = tokens(model, x)
     with torch.no_grad():
         torch.testing.assert_close(both.forward_global(x), torch.cat([ref[:, 0], ref[:, 1:].mean(1)], 1))
-        avg = load_encoder(path, readout="avg").forward_global(x)
+        avg = load_encoder(path, global_readout="avg").forward_global(x)
     torch.testing.assert_close(avg, ref[:, 1:].mean(1))
 
 
@@ -114,8 +114,8 @@ def test_bad_vit_files_get_one_clear_line(change, message, tmp_path):
 def test_wrong_options_on_a_vit_are_one_line(tmp_path):
     obj, _, _ = vit_layouts.ijepa()
     path = _save(tmp_path, obj)
-    for kwargs, message in (({"readout": "cls"}, "has no class token"), ({"arch": "resnet50"}, "holds a Vision"),
-                            ({"readout": "max"}, "unknown global readout"), ({"branch": "teacher"}, "no branch")):
+    for kwargs, message in (({"global_readout": "cls"}, "has no class token"), ({"arch": "resnet50"}, "holds a Vision"),
+                            ({"global_readout": "max"}, "unknown global readout"), ({"branch": "teacher"}, "no branch")):
         with pytest.raises(UserError, match=message):
             load_encoder(path, **kwargs)
     with pytest.raises(UserError, match="vit_tiny trunk lacks"):  # a named size's depth 12: the weights must fit

@@ -55,7 +55,7 @@ def build(data: ReportData) -> Section:
         size = m.get("input_size")
         rf = m.get("receptive_field")
         vit = m.get("family") == "vit"
-        readout = f"; global: {m.get('readout')}" if vit else ""
+        readout = f"; global: {m.get('global_readout')}" if vit else ""
         rows.append([data.label(name), m.get("format", "?"),
                      f"{m.get('arch', '?')} ({fmt_kwargs(m.get('arch_kwargs', {}))}{readout})", _params(m),
                      m.get("method") or "–", f"{trained_on}" + (f", {size} px" if size else ""), _epochs(m),
