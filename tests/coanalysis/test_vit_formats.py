@@ -38,7 +38,7 @@ def test_each_layout_loads_to_timm_features(layout, tmp_path):
     obj, model, readout = build()
     encoder = load_encoder(_save(tmp_path, obj))
     assert encoder.source.format == fmt and encoder.source.family == "vit"
-    assert encoder.source.readout == readout and encoder.readout == readout
+    assert encoder.source.global_readout == readout and encoder.readout == readout
     _check(encoder, model, readout)
     assert encoder.source.dropped or layout == "dino-hub"  # heads, decoders, MIM tokens, other copies are listed
     assert not any(k.startswith(("head.", "decoder_")) for k in encoder.backbone.state_dict())
