@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> None:
                   f"{r['prefix_tokens']} prefix ({'1 class' if r['class_token'] else 'no class'}, "
                   f"{r['register_tokens']} register/distillation) at {r['input_size']} px")
             print(f"  position emb.   {r['position_embedding']}")
-            print(f"  readout         {r['global_readout']} -> {r['global_features']} features (--global cls|avg|cls+avg)")
+            print(f"  readout         {r['global_readout']} -> {r['global_features']} features "
+                  "(--global cls|avg|cls+avg)")
             print(f"  local map       {c} x {h} x {w} ({r['local_layer']}: patch tokens after the final norm), "
                   "receptive field the whole image")
         else:
