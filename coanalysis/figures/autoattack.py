@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from coanalysis.figures.style import new_figure
+from coanalysis.figures.style import Series, draw_series, new_figure
 from coanalysis.figures.pgd import pgd_curve
 from coanalysis.results import Result
 
 
-def autoattack_figure(results: list[Result], pgd: dict[str, Result], colors: dict, norm: str):
+def autoattack_figure(results: list[Result], pgd: dict[str, Result], colors: dict, norm: str,
+                      groups: dict | None = None):
+    """AutoAttack accuracy against epsilon (a seed group: mean ± sd over seeds), PGD dashed."""
     fig, ax = new_figure()
+    draw_series(ax, {r.model["name"]: Series(*map(tuple, pgd_curve(r, norm))) for r in results}, colors, groups,
+                label="{} AutoAttack")
     for result in results:
         name = result.model["name"]
-        xs, ys = pgd_curve(result, norm)
-        if xs:
-            ax.plot(xs, ys, marker="o", color=colors[name], label=f"{name} AutoAttack")
         if name in pgd:
             px, py = pgd_curve(pgd[name], norm)
             if px:

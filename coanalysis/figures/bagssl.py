@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from coanalysis.figures.style import new_panels
+from coanalysis.figures.style import Series, draw_series, new_panels
 from coanalysis.results import Result
 
 
@@ -28,24 +28,26 @@ def describe(result: Result) -> str:
     return f"n = {first.get('n', '?')} images, {how}, patches {p.get('feed')}d to the encoder, seed {p.get('seed')}"
 
 
-def bagssl_figure(results: list[Result], colors: dict):
-    """Left: cos(whole, mean of parts) (solid, band: std over images) and mean cos(whole, one part)
-    (dotted); right: probe accuracy on the bag average (solid), on single patches (dotted) and on the
-    whole image (dashed line)."""
+def bagssl_figure(results: list[Result], colors: dict, groups: dict | None = None):
+    """Left: cos(whole, mean of parts) (solid, band: std over images, or ±1 sd over a seed group's
+    seeds) and mean cos(whole, one part) (dotted); right: probe accuracy on the bag average (solid,
+    a seed group's mean ± sd over seeds), on single patches (dotted) and on the whole image (dashed)."""
     fig, axes = new_panels(1, 2, 8.0, 3.3)
     ax_cos, ax_acc = axes[0]
+    parts, bags = {}, {}
     for r in results:
-        name, color = r.model["name"], colors[r.model["name"]]
         sizes, mean = curve(r, "cos_whole_bag", "mean")
         _, std = curve(r, "cos_whole_bag", "std")
-        ax_cos.plot(sizes, mean, marker="o", color=color, label=f"{name}: mean of parts")
-        ax_cos.fill_between(sizes, np.subtract(mean, std), np.add(mean, std), color=color, alpha=0.15, lw=0)
-        _, single = curve(r, "cos_whole_patch", "mean")
+        parts[r.model["name"]] = Series(tuple(sizes), tuple(mean), tuple((m - s, m + s) for m, s in zip(mean, std)))
+        bags[r.model["name"]] = Series(tuple(sizes), tuple(100 * float(v) for v in curve(r, "bag_accuracy")[1]))
+    draw_series(ax_cos, parts, colors, groups, label="{}: mean of parts")
+    draw_series(ax_acc, bags, colors, groups, label="{}: bag of patches")
+    for r in results:
+        name, color = r.model["name"], colors[r.model["name"]]
+        sizes, single = curve(r, "cos_whole_patch", "mean")
         ax_cos.plot(sizes, single, marker=".", ls=":", color=color, label=f"{name}: one part")
-        _, bag = curve(r, "bag_accuracy")
         _, patch = curve(r, "patch_accuracy")
         _, whole = curve(r, "global_accuracy")
-        ax_acc.plot(sizes, 100 * np.asarray(bag), marker="o", color=color, label=f"{name}: bag of patches")
         ax_acc.plot(sizes, 100 * np.asarray(patch), marker=".", ls=":", color=color, label=f"{name}: one patch")
         if whole and np.isfinite(whole[0]):
             ax_acc.axhline(100 * whole[0], color=color, ls="--", lw=1, label=f"{name}: whole image")

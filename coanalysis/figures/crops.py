@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coanalysis.figures.style import interval_band, new_figure
+from coanalysis.figures.style import Series, band_of, draw_series, new_figure
 from coanalysis.results import Result
 
 
@@ -12,15 +12,16 @@ def crop_curve(result: Result) -> tuple[list[float], list[float]]:
     return [p[0] for p in points], [p[1] for p in points]
 
 
-def crops_figure(results: list[Result], colors: dict):
+def crops_figure(results: list[Result], colors: dict, groups: dict | None = None):
+    """Accuracy against crop area, bands as in `noise_figure` (interval, or seeds' ±1 sd)."""
     fig, ax = new_figure()
-    scales: set[float] = set()
+    series = {}
     for result in results:
-        name = result.model["name"]
         xs, ys = crop_curve(result)
-        scales.update(xs)
-        interval_band(ax, [(c["scale"], c) for c in result.cells.values()], color=colors[name])
-        ax.plot(xs, ys, marker="o", color=colors[name], label=name)
+        series[result.model["name"]] = Series(tuple(xs), tuple(ys),
+                                              band_of([(c["scale"], c) for c in result.cells.values()]))
+    draw_series(ax, series, colors, groups)
+    scales = {x for s in series.values() for x in s.x}
     ax.set_xscale("log")
     ax.set_xticks(sorted(scales), labels=[f"{s:g}" for s in sorted(scales)])
     ax.minorticks_off()

@@ -3,7 +3,7 @@ dropped (or the feature-noise level), mean over masks with a ±1 std band."""
 
 from __future__ import annotations
 
-from coanalysis.figures.style import new_figure
+from coanalysis.figures.style import Series, draw_series, new_figure
 from coanalysis.results import Result
 
 KINDS = {"spatial": "fraction p of local positions dropped", "channel": "fraction p of channels zeroed (rescaled)",
@@ -22,16 +22,17 @@ def dropout_curve(result: Result, kind: str) -> tuple[list[float], list[float], 
     return [p[0] for p in points], [p[1] for p in points], [p[2] for p in points]
 
 
-def dropout_figure(results: list[Result], colors: dict, kind: str):
+def dropout_series(result: Result, kind: str) -> Series:
+    """A model's mean over masks, its band ±1 std over masks."""
+    xs, ys, sd = dropout_curve(result, kind)
+    return Series(tuple(xs), tuple(ys), tuple((y - s, y + s) for y, s in zip(ys, sd)))
+
+
+def dropout_figure(results: list[Result], colors: dict, kind: str, groups: dict | None = None):
+    """A model: mean over masks ± std over masks; a seed group: the mean over seeds of the
+    seeds' mask means, ± sd over seeds."""
     fig, ax = new_figure()
-    for result in results:
-        name = result.model["name"]
-        xs, ys, sd = dropout_curve(result, kind)
-        if not xs:
-            continue
-        ax.plot(xs, ys, marker="o", color=colors[name], label=name)
-        ax.fill_between(xs, [y - s for y, s in zip(ys, sd)], [y + s for y, s in zip(ys, sd)], color=colors[name],
-                        alpha=0.2, linewidth=0)
+    draw_series(ax, {r.model["name"]: dropout_series(r, kind) for r in results}, colors, groups)
     first = results[0]
     masks = first.protocol.get("masks")
     ax.set_xlabel(KINDS[kind])

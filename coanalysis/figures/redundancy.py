@@ -93,3 +93,41 @@ def bars_figure(results: list[Result], colors: dict):
     if results:
         fig.suptitle(f"Redundancy of local representations ({describe(results[0])})", fontsize=9)
     return fig
+
+
+def above_chance_figure(results: list[Result], colors: dict, groups: dict[str, list[str]]):
+    """Pearson r (bars) beside its chance level r_null (black ticks) per seed group: a group of two
+    or more seeds draws its mean r with ±1 sd over seeds, a lone checkpoint its bootstrap 95% CI.
+    The map size is in each label: r and r_null are comparable only at the same size."""
+    by_name = {r.model["name"]: r.cells.get("pairs", {}) for r in results}
+    rows = []
+    for group, members in groups.items():
+        cells = [by_name[m] for m in members if by_name.get(m, {}).get("pearson_r") is not None]
+        if not cells:
+            continue
+        rs = [c["pearson_r"] for c in cells]
+        nulls = [c["r_null"] for c in cells if c.get("r_null") is not None]
+        mean = float(np.mean(rs))
+        if len(cells) > 1:
+            err = (float(np.std(rs, ddof=1)),) * 2
+            label = f"{group}\n{len(cells)} seeds, mean ± sd"
+        else:
+            ci = cells[0].get("ci95")
+            err = (mean - ci[0], ci[1] - mean) if ci else (0.0, 0.0)
+            label = f"{group}\none seed, 95% CI"
+        size = cells[0].get("map_size") or ("?", "?")
+        rows.append((f"{label}\n{size[0]}×{size[1]} map", mean, err, float(np.mean(nulls)) if nulls else None,
+                     colors[next(m for m in members if by_name.get(m, {}).get("pearson_r") is not None)]))
+    fig, axes = new_panels(1, 1, 1.6 + 1.5 * max(len(rows), 1), 3.4)
+    ax = axes[0][0]
+    for i, (label, mean, err, null, color) in enumerate(rows):
+        ax.bar(i, mean, 0.6, yerr=[[err[0]], [err[1]]], color=color, capsize=4, error_kw={"elinewidth": 1})
+        if null is not None:
+            ax.plot([i - 0.35, i + 0.35], [null, null], color="black", lw=2,
+                    label="chance level r_null" if i == 0 else None)
+    ax.set_xticks(range(len(rows)), [row[0] for row in rows], fontsize=7)
+    ax.set_ylabel("Pearson r of (g_ij, l_ij)")
+    ax.set_title("Redundancy above chance, per seed group", fontsize=9)
+    if any(row[3] is not None for row in rows):
+        ax.legend(frameon=False, fontsize=7)
+    return fig

@@ -3,7 +3,7 @@ against severity (averaged over its corruptions)."""
 
 from __future__ import annotations
 
-from coanalysis.figures.style import grouped_bars, new_panels
+from coanalysis.figures.style import Series, draw_series, grouped_bars, new_panels
 from coanalysis.results import Result
 
 SETS_3DCC = "imagenet-3dcc"
@@ -36,13 +36,11 @@ def sets_figure(results: list[Result], colors: dict, baseline: str | None = None
     return fig
 
 
-def severity_figure(results: list[Result], colors: dict):
+def severity_figure(results: list[Result], colors: dict, groups: dict | None = None):
+    """3DCC accuracy against severity; a seed group draws its mean ± sd over seeds."""
     fig, axes = new_panels(1, 1, 5.0, 3.4)
     ax = axes[0][0]
-    for r in results:
-        xs, ys = severity_curve(r)
-        if xs:
-            ax.plot(xs, ys, marker="o", color=colors[r.model["name"]], label=r.model["name"])
+    draw_series(ax, {r.model["name"]: Series(*map(tuple, severity_curve(r))) for r in results}, colors, groups)
     ax.set_xlabel("ImageNet-3DCC severity")
     ax.set_ylabel("top-1 accuracy (%), mean over corruptions")
     ax.set_xticks([1, 2, 3, 4, 5])

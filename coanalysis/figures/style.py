@@ -6,6 +6,9 @@
 - `Curve`, `curve_from_cells(cells, x, y)` and `plot_curve(s)`: a mean per condition with its
   spread (std over seeds or masks) drawn as a band and error bars wherever there is one;
 - `interval_band(ax, points, color=...)`: the cells' 95% bootstrap intervals as a band;
+- `Series` and `draw_series(ax, series, colors, groups)`: one curve per model, or, for a seed
+  group (checkpoints differing only in seed), its seeds as thin lines and the mean over seeds
+  with a ±1 sd band and error bars;
 - `heatmap` and `grouped_bars` for condition grids and per-model bars;
 - `legend(ax, baseline)` marks the model differences are taken against;
 - `new_figure`, `render_figure` / `figure_bytes` to make and encode figures (PNG, PDF).
@@ -170,6 +173,60 @@ def interval_band(ax, points: Iterable[tuple[float, Mapping[str, Any]]], *, colo
     if pts:
         ax.fill_between([x for x, _ in pts], [scale * iv[0] for _, iv in pts], [scale * iv[1] for _, iv in pts],
                         color=color, alpha=0.2, linewidth=0)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One model's points `(x, y)` in x order, with an optional band `(lo, hi)` per point drawn
+    when the model stands alone (its image-bootstrap interval, or its spread over masks)."""
+
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    band: tuple[tuple[float, float], ...] | None = None
+
+
+def group_curve(members: Sequence[Series]) -> Curve:
+    """Mean and sample sd over a group's seeds at every x all of them measured."""
+    common = sorted(set.intersection(*(set(s.x) for s in members))) if members else []
+    values = [[s.y[s.x.index(x)] for s in members] for x in common]
+    means, stds = zip(*(mean_std(v) for v in values)) if values else ((), ())
+    return Curve(tuple(common), tuple(means), tuple(stds), tuple(len(members) for _ in common))
+
+
+def draw_series(ax, series: Mapping[str, Series], colors: Mapping[str, RGB],
+                groups: Mapping[str, Sequence[str]] | None = None, *, marker: str = "o", label: str = "{}",
+                **kwargs: Any) -> None:
+    """One curve per model; a seed group of two or more members (`groups`: label -> model names,
+    as `coanalysis.report.findings.seed_groups` gives them) draws its seeds as thin lines and the
+    mean over seeds with a ±1 sd band and error bars, labelled with the number of seeds. A single
+    model draws its own `band`. Models missing from `groups` stand alone; `label` formats names."""
+    groups = {k: [m for m in v if m in series] for k, v in (groups or {}).items()}
+    grouped = {m for members in groups.values() if len(members) > 1 for m in members}
+    for name, s in series.items():
+        if name in grouped or not s.x:
+            continue
+        if s.band is not None:
+            ax.fill_between(s.x, [b[0] for b in s.band], [b[1] for b in s.band], color=colors[name], alpha=0.2,
+                            linewidth=0)
+        ax.plot(s.x, s.y, marker=marker, color=colors[name], label=label.format(name), **kwargs)
+    for group, members in groups.items():
+        if len(members) < 2:
+            continue
+        color = colors[members[0]]
+        for m in members:
+            ax.plot(series[m].x, series[m].y, color=color, alpha=0.35, linewidth=0.8, **kwargs)
+        curve = group_curve([series[m] for m in members])
+        plot_curve(ax, curve, color=color, label=label.format(f"{group} ({len(members)} seeds, mean ± sd)"),
+                   marker=marker, **kwargs)
+
+
+def band_of(points: Iterable[tuple[float, Mapping[str, Any]]], scale: float = 100.0):
+    """`Series.band` from cells' stored 95% intervals (fractions) at their x, in x order; None
+    when any cell has none (results before schema 3)."""
+    pts = sorted(points, key=lambda p: p[0])
+    if not pts or not all(cell.get("interval") for _, cell in pts):
+        return None
+    return tuple((scale * cell["interval"][0], scale * cell["interval"][1]) for _, cell in pts)
 
 
 def plot_curves(ax, curves: Mapping[str, Curve], colors: Mapping[str, RGB], *, baseline: str | None = None,

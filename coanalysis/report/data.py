@@ -13,7 +13,7 @@ from typing import Any
 
 from coanalysis.figures.style import hex_color, model_colors
 from coanalysis.trainer_io import UserError
-from coanalysis.report.findings import seeds_of
+from coanalysis.report.findings import seed_groups, seeds_of
 from coanalysis.results import Result, ResultsStore
 
 
@@ -66,6 +66,12 @@ class ReportData:
     @property
     def hex_colors(self) -> dict[str, str]:
         return {name: hex_color(rgb) for name, rgb in self.colors.items()}
+
+    @property
+    def groups(self) -> dict[str, list[str]]:
+        """seed group label -> member model names (`findings.seed_groups`); figures draw groups of
+        two or more as the mean over seeds with its ±1 sd spread."""
+        return seed_groups(self.models)
 
     @property
     def seeds(self) -> dict[str, int]:

@@ -29,7 +29,7 @@ def build(data: ReportData) -> Section | None:
         def x_of(cell: dict, norm: str = norm) -> float | None:
             return UNITS[norm] * cell["eps"] if cell.get("norm") == norm else None
 
-        figures.append(FigureBlock(f"autoattack-{norm}", autoattack_figure(results, pgd, data.colors, norm),
+        figures.append(FigureBlock(f"autoattack-{norm}", autoattack_figure(results, pgd, data.colors, norm, data.groups),
                                    f"Robust accuracy under {NAME[norm]} AutoAttack against ε (PGD dashed where run).",
                                    cell_takeaway(data, results, x_of, "ε", UNIT[norm], note=seeds)))
         xs = sorted({x for xs, _ in curves.values() for x in xs})

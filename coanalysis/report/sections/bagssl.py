@@ -43,7 +43,7 @@ def build(data: ReportData) -> Section | None:
     return Section("bagssl", "Whole versus bag of parts",
                    intro="Is the whole-image representation the average of its patch representations (BagSSL; "
                          "PROTOCOLS §10)? Each patch is embedded on its own and the embeddings are averaged.",
-                   figures=[FigureBlock("bagssl", bagssl_figure(results, data.colors),
+                   figures=[FigureBlock("bagssl", bagssl_figure(results, data.colors, data.groups),
                                         "Left: cosine between the whole-image representation and the mean of its patch "
                                         "representations (solid) or a single patch's (dotted). Right: probe accuracy "
                                         "of the bag average, of single patches, and of the whole image (dashed).",

@@ -26,7 +26,7 @@ def build(data: ReportData) -> Section | None:
     table = Table(["model", "training c_min"] + [f"s={s:g}" for s in scales], rows,
                   "Probe top-1 (%) on one random crop of area fraction s per image, resized back to the input size; "
                   "in brackets the 95% image-bootstrap interval.")
-    figure = FigureBlock("crops", crops_figure(results, data.colors),
+    figure = FigureBlock("crops", crops_figure(results, data.colors, data.groups),
                          "Accuracy against the crop's area fraction; bands: 95% image-bootstrap intervals.",
                          cell_takeaway(data, results, lambda c: c["scale"], "s", note=seeds, skip=(1,)))
     return Section("crops", "Parts versus whole: crop-scale accuracy",

@@ -28,7 +28,7 @@ def build(data: ReportData) -> Section | None:
         def x_of(cell: dict, kind: str = kind) -> float | None:
             return float(cell.get("p_value", cell.get("p", cell.get("alpha")))) if cell.get("kind") == kind else None
 
-        figures.append(FigureBlock(f"dropout-{kind}", dropout_figure(results, data.colors, kind), CAPTIONS[kind],
+        figures.append(FigureBlock(f"dropout-{kind}", dropout_figure(results, data.colors, kind, data.groups), CAPTIONS[kind],
                                    cell_takeaway(data, results, x_of, WHAT[kind], note=seeds,
                                                  x_label=lambda x: f"{x:.4g}")))
         xs = sorted({x for r in results for x in dropout_curve(r, kind)[0]})

@@ -20,7 +20,7 @@ def build(data: ReportData) -> Section | None:
                            "Probe top-1 (%) under additive Gaussian noise, clipped to [0, 1].")
     return Section("noise", "Gaussian noise", intro="Additive Gaussian noise in pixel space (PROTOCOLS §3); "
                    "σ = 0 is the clean accuracy.",
-                   figures=[FigureBlock("noise", noise_figure(results, data.colors),
+                   figures=[FigureBlock("noise", noise_figure(results, data.colors, data.groups),
                                         "Accuracy against noise level; bands: 95% image-bootstrap intervals.",
                                         cell_takeaway(data, results, _sigma, "σ", note=seeds))],
                    tables=[table])

@@ -53,7 +53,7 @@ def build(data: ReportData) -> Section | None:
 
         if not any(x_of(c) is not None for r in results for c in r.cells.values()):
             continue
-        figures.append(FigureBlock(f"pgd-{norm}", pgd_figure(results, data.colors, norm),
+        figures.append(FigureBlock(f"pgd-{norm}", pgd_figure(results, data.colors, norm, data.groups),
                                    f"Robust accuracy under {NAME[norm]} PGD against the budget ε; bands: 95% "
                                    "image-bootstrap intervals.",
                                    cell_takeaway(data, results, x_of, "ε", UNIT[norm], note=f"PGD {seeds}")))

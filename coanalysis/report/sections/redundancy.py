@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coanalysis.figures.redundancy import bars_figure, describe, scatter_figure
+from coanalysis.figures.redundancy import above_chance_figure, bars_figure, describe, scatter_figure
 from coanalysis import stats
 from coanalysis.report.data import ReportData
 from coanalysis.report.sections.base import FigureBlock, Section, Table, pct
@@ -111,5 +111,16 @@ def build(data: ReportData) -> Section | None:
                                         _takeaways(data, results)),
                             FigureBlock("redundancy_bars", bars_figure(results, data.colors),
                                         "Left: within-image similarities. Right: probe accuracy of the global vector "
-                                        "and of one local vector (centre, or a random position).")],
+                                        "and of one local vector (centre, or a random position).")]
+                   + _group_figure(data, results),
                    tables=[table])
+
+
+def _group_figure(data: ReportData, results: list) -> list[FigureBlock]:
+    """With seed groups of two or more checkpoints, r beside r_null with the spread over seeds."""
+    groups = data.groups
+    if all(len(members) < 2 for members in groups.values()):
+        return []
+    return [FigureBlock("redundancy_groups", above_chance_figure(results, data.colors, groups),
+                        "Pearson r per seed group (bars: mean over seeds ± 1 sd, or one checkpoint's bootstrap 95% "
+                        "CI) beside its chance level r_null (black), at each group's map size.")]

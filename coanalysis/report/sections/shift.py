@@ -38,7 +38,7 @@ def build(data: ReportData) -> Section | None:
     figures = [FigureBlock("shift-sets", sets_figure(results, data.colors, data.baseline),
                            "Probe accuracy on each distribution-shift set.")]
     if any(severity_curve(r)[0] for r in results):
-        figures.append(FigureBlock("shift-3dcc", severity_figure(results, data.colors),
+        figures.append(FigureBlock("shift-3dcc", severity_figure(results, data.colors, data.groups),
                                    f"ImageNet-3DCC accuracy against severity, mean over {len(p['corruptions'])} "
                                    "corruptions."))
         keys = [k for k in results[0].cells if k.startswith(SETS_3DCC)]
