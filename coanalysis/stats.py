@@ -5,8 +5,9 @@ differences, seed groups and the wording of a finding.
   with a digest of the evaluated images' dataset indices in order, so two models' cells can be
   paired only when they saw the same images in the same order (`same_images`).
 - `bootstrap_interval`: the 95% percentile interval of the mean over images (default 1 000
-  resamples, seed 0: recorded beside the interval). Resampling is vectorized: one `(R, n)`
-  index matrix, never a model call. Values may be `(n,)` (one draw per image) or `(m, n)` (m
+  resamples, seed 0: recorded beside the interval). Resampling is vectorized and never calls a
+  model: multinomial counts of the distinct per-image values where few occur (correctness), else
+  one `(R, n)` index matrix. Values may be `(n,)` (one draw per image) or `(m, n)` (m
   masks/draws per image: masks are resampled too).
 - `paired_difference`: the difference of two models' means on the same images, resampling the
   same image indices for both.
@@ -53,20 +54,45 @@ def _indices(n: int, resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n), dtype=np.int32 if n < 2**31 else np.int64)
 
 
+def _resampled_row_means(values: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """`(m, R)` means of each row of `values` `(m, n)` over the same images resampled with
+    replacement. A resample needs only how often it picks each distinct column of values, so when
+    few distinct columns occur (per-image correctness: 2 for one row, at most 2^m for m masks;
+    k/76 levels for a mean over corruption cells) it draws those counts (`counted_row_means`),
+    in O(R K) instead of gathering an `(R, n)` index matrix (`indexed_row_means`)."""
+    columns, inverse = np.unique(values.T, axis=0, return_inverse=True)
+    if len(columns) * 8 <= values.shape[1]:
+        return counted_row_means(columns, inverse.reshape(-1), resamples, seed)
+    return indexed_row_means(values, resamples, seed)
+
+
+def counted_row_means(columns: np.ndarray, inverse: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """Resampled row means from the distinct columns `(K, m)` and each image's column index:
+    counts ~ Multinomial(n, column frequencies), the distribution of n draws with replacement."""
+    n = len(inverse)
+    freq = np.bincount(inverse, minlength=len(columns)) / n
+    counts = np.random.default_rng(seed).multinomial(n, freq, size=resamples)  # (R, K)
+    return (counts @ columns.astype(np.float64)).T / n
+
+
+def indexed_row_means(values: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """Resampled row means through one `(R, n)` matrix of image indices shared by all rows."""
+    n = values.shape[1]
+    idx = _indices(n, resamples, seed)
+    if values.dtype == bool or np.isin(values, (0, 1)).all():
+        small = values.astype(np.uint8)  # gather bytes and count (3x faster than gathering float64)
+        return np.stack([row[idx].sum(axis=1, dtype=np.int64) / n for row in small])
+    return np.stack([row[idx].mean(axis=1) for row in values.astype(np.float64)])
+
+
 def resampled_means(values: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
     """`(R,)` means of `values` over images resampled with replacement (and over rows, for `(m, n)`
     values: each resample also draws m rows with replacement, from its own stream)."""
     values = np.asarray(values)
     if values.ndim == 1:
         values = values[None]
-    m, n = values.shape
-    idx = _indices(n, resamples, seed)
-    if values.dtype == bool or np.isin(values, (0, 1)).all():
-        # per-image correctness: gather bytes and count (3x faster than gathering float64)
-        small = values.astype(np.uint8)
-        per_row = np.stack([row[idx].sum(axis=1, dtype=np.int64) / n for row in small])  # (m, R)
-    else:
-        per_row = np.stack([row[idx].mean(axis=1) for row in values.astype(np.float64)])
+    m = values.shape[0]
+    per_row = _resampled_row_means(values, resamples, seed)  # (m, R)
     if m == 1:
         return per_row[0]
     rows = np.random.default_rng(seed + 1).integers(0, m, size=(resamples, m))
@@ -75,10 +101,8 @@ def resampled_means(values: np.ndarray, resamples: int = RESAMPLES, seed: int = 
 
 def joint_resampled_means(matrix: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
     """`(cells, R)` means of each row of `matrix` `(cells, n)` over the same resampled images (one
-    index matrix for all rows), for statistics across cells such as mean accuracy or mCE."""
-    matrix = np.asarray(matrix, dtype=np.float64)
-    idx = _indices(matrix.shape[1], resamples, seed)
-    return np.stack([row[idx].mean(axis=1) for row in matrix])
+    draw of images for all rows), for statistics across cells such as mean accuracy or mCE."""
+    return _resampled_row_means(np.asarray(matrix, dtype=np.float64), resamples, seed)
 
 
 def percentile_interval(samples: np.ndarray) -> tuple[float, float]:
