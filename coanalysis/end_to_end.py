@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from coanalysis.trainer import UserError, load_dataset, write_json_atomic
+from coanalysis.trainer_io import writable_dir
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,8 @@ def _probe_interval(result: Any) -> tuple[float, float] | None:
 def run_demo(name: str = "demo", preset_name: str = "cpu", *, data_root: str | None = None, download: bool = False,
              checkpoints: Path = Path("checkpoints"), reports: Path = Path("reports"), device: str = "auto",
              progress: bool = True) -> Path:
-    """Train, analyse and report; returns the report's path."""
+    """Train, analyse and report; returns the report's path. Missing data is said before any
+    folder is made; `checkpoints` and `reports` are made (or refused in one line) next."""
     import torch
 
     from coanalysis.analyses import ANALYSES
@@ -174,12 +176,13 @@ def run_demo(name: str = "demo", preset_name: str = "cpu", *, data_root: str | N
     clock = Progress(total=len(METHODS) * (2 + len(analyses)) + 1)
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load_before = os.getloadavg()
+    ensure_data(data_root, download)
+    checkpoints, reports = writable_dir(str(checkpoints), "--checkpoints"), writable_dir(str(reports), "--reports")
     folder = reports / name
     results = folder / "results"
     resumed = any((checkpoints / f"{name}-{m}").exists() for m in METHODS) or results.exists()
     print(f"co-ssl demo '{name}', preset {preset_name}: {preset.description}")
     print(f"analyses: linear probe, {', '.join(a.name for a in analyses) or 'none'}; report: {folder / 'report.html'}")
-    ensure_data(data_root, download)
 
     # ---- training: one co-ssl-train run per method, resumed if it exists ---------------------------
     runs = {}

@@ -86,14 +86,10 @@ def decode_square(path: Path, size: int) -> torch.Tensor | None:
     """uint8 `(3, size, size)`: RGB, centre square crop, resized; None when the file does not decode."""
     from PIL import Image
 
-    from coanalysis.trainer import DECODE_ERRORS, RefusedImage, open_rgb
+    from coanalysis.trainer import open_rgb_or_none
 
-    try:
-        img = open_rgb(str(path))
-    except RefusedImage as e:
-        print(str(e), flush=True)
-        return None
-    except DECODE_ERRORS:
+    img = open_rgb_or_none(str(path))
+    if img is None:
         return None
     w, h = img.size
     side = min(w, h)

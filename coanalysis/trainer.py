@@ -14,7 +14,7 @@ from __future__ import annotations
 from co_ssl_train import checkpoint as contract
 from co_ssl_train.data import DATASETS, AnyDataset, DatasetInfo, ImageDataset, get_spec, iterate_batches, load_dataset
 from co_ssl_train.data.datasets import UNDECODABLE, FolderDataset
-from co_ssl_train.data.decode import DECODE_ERRORS, RefusedImage, open_rgb
+from co_ssl_train.data.decode import open_rgb_or_none
 from co_ssl_train.device import autocast, resolve_device, resolve_precision
 from co_ssl_train.distributed import init_distributed, launched_by_torchrun
 from co_ssl_train.distributed import shutdown as shutdown_distributed
@@ -27,9 +27,9 @@ from coanalysis.trainer_io import (UserError, atomic_path, package_version, writ
 
 ENCODER_FILE, META_FILE, STATE_FILE = contract.ENCODER_FILE, contract.META_FILE, contract.STATE_FILE
 
-__all__ = ["ARCHS", "DATASETS", "DECODE_ERRORS", "ENCODER_FILE", "IMAGENET_MEAN", "IMAGENET_STD", "META_FILE",
+__all__ = ["ARCHS", "DATASETS", "ENCODER_FILE", "IMAGENET_MEAN", "IMAGENET_STD", "META_FILE",
            "STATE_FILE", "VIT_READOUTS", "VIT_SIZES", "AnyDataset", "DatasetInfo", "Encoder", "FolderDataset",
-           "ImageDataset", "RefusedImage", "UNDECODABLE", "UserError", "atomic_path", "autocast", "build_encoder",
+           "ImageDataset", "UNDECODABLE", "UserError", "atomic_path", "autocast", "build_encoder",
            "contract", "get_spec", "init_distributed", "iterate_batches", "knn_vote", "launched_by_torchrun",
-           "load_dataset", "open_rgb", "package_version", "resolve_device", "resolve_precision", "shutdown_distributed",
+           "load_dataset", "open_rgb_or_none", "package_version", "resolve_device", "resolve_precision", "shutdown_distributed",
            "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]

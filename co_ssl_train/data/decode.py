@@ -39,16 +39,24 @@ def open_rgb(path: str) -> Any:
             raise RefusedImage(f"note: {path} refused: {e}") from None
 
 
-def decode_resize_crop(path: str, size: int, crop_fraction: float = 0.875) -> torch.Tensor | None:
-    """Decode `path` into uint8 `(3, size, size)`: resize shorter side, centre crop; None if it fails."""
-    from PIL import Image
-
+def open_rgb_or_none(path: str) -> Any:
+    """`open_rgb(path)`, or None when the file does not decode; a refused bomb is also said on
+    stdout (the caller counts and names skipped files)."""
     try:
-        img = open_rgb(path)
+        return open_rgb(path)
     except RefusedImage as e:
         print(str(e), flush=True)
         return None
     except DECODE_ERRORS:
+        return None
+
+
+def decode_resize_crop(path: str, size: int, crop_fraction: float = 0.875) -> torch.Tensor | None:
+    """Decode `path` into uint8 `(3, size, size)`: resize shorter side, centre crop; None if it fails."""
+    from PIL import Image
+
+    img = open_rgb_or_none(path)
+    if img is None:
         return None
     w, h = img.size
     short = max(size, round(size / crop_fraction))

@@ -35,13 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from coanalysis.end_to_end import ensure_data, run_demo
+    from coanalysis.end_to_end import run_demo
     from coanalysis.results import check_model_name
-    from coanalysis.trainer_io import writable_dir
 
-    name = check_model_name(args.name)
-    ensure_data(args.data_root, args.download)  # missing data is said before any folder is made
-    checkpoints, reports = writable_dir(args.checkpoints, "--checkpoints"), writable_dir(args.reports, "--reports")
-    run_demo(name, args.preset, data_root=args.data_root, download=args.download,
-             checkpoints=checkpoints, reports=reports, device=args.device,
+    run_demo(check_model_name(args.name), args.preset, data_root=args.data_root, download=args.download,
+             checkpoints=Path(args.checkpoints), reports=Path(args.reports), device=args.device,
              progress=args.progress)
