@@ -17,16 +17,14 @@ seeded per (seed, cell, first image position of the batch). This module is its o
 from __future__ import annotations
 
 import logging
-import zlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 
-from coanalysis.analyses.pgd import AttackedModel, eps_label, frozen, perturbation_norms
-from coanalysis.features import to_input
+from coanalysis.analyses.pgd import AttackedModel, attack_subset, eps_label
 from coanalysis.probe import ProbedEncoder
-from coanalysis.seeding import image_seed
+from coanalysis.stats import correctness_record
 
 VERSIONS = {"standard": ("apgd-ce", "apgd-t", "fab-t", "square"), "cheap": ("apgd-ce", "apgd-t")}
 LINF_EPS: tuple[float, ...] = (0.0, 1 / 255, 4 / 255)
@@ -80,34 +78,24 @@ def _suite(model, norm: str, eps: float, version: str, num_classes: int, device:
 
 
 def run_cell(ctx, protocol: AutoAttackProtocol, key: str) -> dict[str, Any]:
+    """One (norm, epsilon) cell, batches as PGD's (`pgd.attack_subset`), with its per-image
+    record and bootstrap interval (PROTOCOLS 11)."""
     logging.getLogger("auto-attack").setLevel(logging.WARNING)
     norm, eps = _norm_eps(protocol, key)
     model = AttackedModel(ProbedEncoder(ctx.encoder, ctx.probe), ctx.precision).eval()
+
+    def suite(x, y, correct, logits, batch_seed):
+        x_adv = x
+        if eps > 0 and bool(correct.any()):
+            attack = _suite(model, norm, eps, protocol.version, logits.shape[1], ctx.device, batch_seed)
+            x_adv, _ = attack.run_standard_evaluation(x, y, batch_size=len(x))
+        with torch.no_grad():
+            return x_adv, model(x_adv).argmax(1) == y
+
+    robust, clean, largest = attack_subset(ctx, protocol.n, protocol.seed, key, norm, model, suite)
     subset = ctx.images(protocol.n)
-    condition = zlib.crc32(key.encode())
-    devices = [ctx.device.index or 0] if ctx.device.type == "cuda" else []
-    clean = robust = 0
-    largest = 0.0
-    with frozen(model):
-        for start in range(0, len(subset), ctx.batch_size):
-            rows = slice(start, start + ctx.batch_size)
-            x = to_input(subset.images[rows], ctx.device)
-            y = subset.labels[rows].to(ctx.device)
-            with torch.no_grad():
-                logits = model(x)
-                correct = logits.argmax(1) == y
-            x_adv = x
-            if eps > 0 and bool(correct.any()):
-                seed = image_seed(protocol.seed, condition, int(subset.positions[start]))
-                suite = _suite(model, norm, eps, protocol.version, logits.shape[1], ctx.device, seed)
-                with torch.random.fork_rng(devices=devices):
-                    x_adv, _ = suite.run_standard_evaluation(x, y, batch_size=len(x))
-            with torch.no_grad():
-                still = model(x_adv).argmax(1) == y
-            largest = max(largest, float(perturbation_norms(x, x_adv, norm).max()))
-            clean += int(correct.sum())
-            robust += int((correct & still).sum())
-    n = len(subset)
-    return {"norm": norm, "eps": eps, "eps_label": eps_label(norm, eps), "accuracy": robust / max(n, 1),
-            "clean_accuracy": clean / max(n, 1), "n": n, "max_perturbation": largest, "version": protocol.version,
-            "batch_size": ctx.batch_size}
+    n = len(robust)
+    return {"norm": norm, "eps": eps, "eps_label": eps_label(norm, eps), "accuracy": int(robust.sum()) / max(n, 1),
+            "clean_accuracy": int(clean.sum()) / max(n, 1), "n": n, "max_perturbation": largest,
+            "version": protocol.version, "batch_size": ctx.batch_size,
+            **correctness_record(robust.numpy(), ctx.data.indices[subset.positions].numpy())}

@@ -22,7 +22,7 @@ import contextlib
 import os
 import zlib
 from dataclasses import asdict, dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -124,6 +124,42 @@ def frozen(module: nn.Module) -> Iterator[None]:
 CONVERGENCE_POINTS = 1.0  # PROTOCOLS 12: flag the largest epsilon when 2x the steps moves it by more
 
 
+# attack(x, y, correct, logits, seed) -> (x_adv, robust `(B,)` bool) for one batch
+BatchAttack = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int],
+                       tuple[torch.Tensor, torch.Tensor]]
+
+
+def attack_subset(ctx: EvalContext, n: int | None, seed: int, key: str, norm: str, model: nn.Module,
+                  attack: BatchAttack) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Run `attack` batch by batch on the seeded subset of `n` images with `model`'s parameters
+    frozen; each batch's RNG is forked and seeded from (seed, cell, first image position), so a
+    cell's result does not depend on what ran before it. Returns (robust `(n,)` bool,
+    clean-correct `(n,)` bool, largest perturbation norm). Shared by PGD and AutoAttack."""
+    subset = ctx.images(n)
+    condition = zlib.crc32(key.encode())
+    devices = [ctx.device.index or 0] if ctx.device.type == "cuda" else []
+    robust, clean = [], []
+    largest = 0.0
+    with frozen(model):
+        for start in range(0, len(subset), ctx.batch_size):
+            rows = slice(start, start + ctx.batch_size)
+            x = to_input(subset.images[rows], ctx.device)
+            y = subset.labels[rows].to(ctx.device)
+            with torch.no_grad():
+                logits = model(x)
+            correct = logits.argmax(1) == y
+            batch_seed = image_seed(seed, condition, int(subset.positions[start]))
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(batch_seed)
+                x_adv, still = attack(x, y, correct, logits, batch_seed)
+            largest = max(largest, float(perturbation_norms(x, x_adv, norm).max()))
+            clean.append(correct.cpu())
+            robust.append((correct & still).cpu())
+    if not robust:
+        return torch.zeros(0, dtype=torch.bool), torch.zeros(0, dtype=torch.bool), 0.0
+    return torch.cat(robust), torch.cat(clean), largest
+
+
 def _attack(ctx: EvalContext, protocol: PGDProtocol, key: str,
             steps: int) -> tuple[torch.Tensor, torch.Tensor, float]:
     """(robust `(n,)` bool, clean-correct `(n,)` bool, largest perturbation) of one cell's attack
@@ -139,27 +175,12 @@ def _attack(ctx: EvalContext, protocol: PGDProtocol, key: str,
                          abs_stepsize=protocol.abs_stepsize, random_start=protocol.random_start)
     if protocol.restarts > 1:
         attack = attack.repeat(protocol.restarts)
-    subset = ctx.images(protocol.n)
-    condition = zlib.crc32(key.encode())
-    devices = [ctx.device.index or 0] if ctx.device.type == "cuda" else []
-    robust, clean = [], []
-    largest = 0.0
-    with frozen(model):
-        for start in range(0, len(subset), ctx.batch_size):
-            rows = slice(start, start + ctx.batch_size)
-            x = to_input(subset.images[rows], ctx.device)
-            y = subset.labels[rows].to(ctx.device)
-            with torch.no_grad():
-                correct = model(x).argmax(1) == y
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(image_seed(protocol.seed, condition, int(subset.positions[start])))
-                _, clipped, success = attack(fmodel, x, y, epsilons=[eps])
-            largest = max(largest, float(perturbation_norms(x, clipped[0], norm).max()))
-            clean.append(correct.cpu())
-            robust.append((correct & ~success[0]).cpu())
-    if not robust:
-        return torch.zeros(0, dtype=torch.bool), torch.zeros(0, dtype=torch.bool), 0.0
-    return torch.cat(robust), torch.cat(clean), largest
+
+    def pgd(x, y, correct, logits, batch_seed):
+        _, clipped, success = attack(fmodel, x, y, epsilons=[eps])
+        return clipped[0], ~success[0]
+
+    return attack_subset(ctx, protocol.n, protocol.seed, key, norm, model, pgd)
 
 
 def run_cell(ctx: EvalContext, protocol: PGDProtocol, key: str) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from coanalysis import stats
+
 from coanalysis.analyses.autoattack import VERSIONS, AutoAttackProtocol, cells, run_cell
 from coanalysis.analyses.pgd import PGDProtocol
 from coanalysis.analyses.pgd import run_cell as run_pgd_cell
@@ -29,6 +31,9 @@ def test_eps_zero_is_the_clean_accuracy():
         cell = run_cell(ctx, AutoAttackProtocol(linf_eps=(0.0,), l2_eps=(0.0,), n=None), key)
         assert cell["accuracy"] == clean == cell["clean_accuracy"] and cell["max_perturbation"] == 0
         assert cell["n"] == n == 24
+        # the per-image record (PROTOCOLS 11): its bits are the clean correctness, its interval brackets it
+        assert stats.cell_correctness(cell).sum() == round(clean * n)
+        assert cell["interval"][0] <= cell["accuracy"] <= cell["interval"][1] and cell["images"]
 
 
 @pytest.mark.slow  # APGD-CE + APGD-T, 100 iterations each: about 30 s of CPU per norm
@@ -74,4 +79,4 @@ def test_report_section_shows_autoattack_next_to_pgd(tmp_path):
                           wall_time_s=0.0, complete=True, expected_cells=2))
     built = section.build(ReportData.from_folders([tmp_path]))
     assert [f.name for f in built.figures] == ["autoattack-linf"]
-    assert built.tables[0].rows == [["m", "50.0 (PGD 50.0)", "12.5 (PGD 25.0)"]]
+    assert built.tables[0].rows == [["m", "50.0", "12.5"], ["PGD m", "50.0", "25.0"]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from coanalysis.figures.autoattack import autoattack_figure
 from coanalysis.figures.pgd import UNITS, pgd_curve
 from coanalysis.report.data import ReportData
-from coanalysis.report.sections.base import FigureBlock, Section, Table, cell_takeaway
+from coanalysis.report.sections.base import FigureBlock, Section, Table, cell_takeaway, interval_table
 
 UNIT = {"linf": "/255", "l2": ""}
 NAME = {"linf": "L∞", "l2": "L2"}
@@ -32,16 +32,15 @@ def build(data: ReportData) -> Section | None:
         figures.append(FigureBlock(f"autoattack-{norm}", autoattack_figure(results, pgd, data.colors, norm, data.groups),
                                    f"Robust accuracy under {NAME[norm]} AutoAttack against ε (PGD dashed where run).",
                                    cell_takeaway(data, results, x_of, "ε", UNIT[norm], note=seeds)))
+        table = interval_table(data, results, x_of, lambda x, norm=norm: f"ε={x:g}{UNIT[norm]}",
+                               f"{NAME[norm]} AutoAttack robust top-1 (%), n = {n}.", name=f"autoattack-{norm}")
         xs = sorted({x for xs, _ in curves.values() for x in xs})
-        rows = []
-        for name, (cx, cy) in curves.items():
-            at = dict(zip(cx, cy))
-            pgd_at = dict(zip(*pgd_curve(pgd[name], norm))) if name in pgd else {}
-            rows.append([name] + [f"{at[x]:.1f}" + (f" (PGD {pgd_at[x]:.1f})" if x in pgd_at else "") if x in at
-                                  else "–" for x in xs])
-        tables.append(Table(["model"] + [f"ε={x:g}{UNIT[norm]}" for x in xs], rows,
-                            f"{NAME[norm]} AutoAttack robust top-1 (%), n = {n}; PGD's number at the same ε in "
-                            "brackets (PGD's subset may differ in size)."))
+        pgd_rows = [[f"PGD {name}"] + [f"{at[x]:.1f}" if x in at else "–" for x in xs]
+                    for name, at in ((k, dict(zip(*pgd_curve(pgd[k], norm)))) for k in curves if k in pgd)]
+        if pgd_rows:  # PGD at the same budgets, for comparison (its subset may differ in size)
+            table = Table(table.columns, table.rows + pgd_rows, table.caption + " PGD rows: PGD's robust top-1 at the "
+                          "same ε (its subset may differ in size).", name=table.name, title=table.title)
+        tables.append(table)
     return Section("autoattack", "Adversarial robustness (AutoAttack)",
                    intro=f"AutoAttack through pyautoattack on probe ∘ encoder, images in [0, 1]: {seeds}. "
                          "Each attack runs on the images the previous ones left correct; an image counts as robust when it is "
