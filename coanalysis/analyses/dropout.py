@@ -152,24 +152,41 @@ def channel_std(maps: torch.Tensor, chunk: int = 256) -> torch.Tensor:
     return var.clamp_min(0).sqrt().float()
 
 
+def describe(kind: str, value: float | str, shape: tuple[int, ...], std: torch.Tensor | None) -> dict[str, Any]:
+    """The setting fields of a cell on maps of `shape` `(N, C, h, w)` (`std`: the per-channel std,
+    for noise cells); shared with `token_dropout`."""
+    _, c, h, w = shape
+    if kind == "spatial":
+        cell: dict[str, Any] = {"kind": kind, "p": value if value == SINGLE else float(value), "positions": h * w,
+                                "kept_positions": kept_positions(value, h * w)}
+        if value == SINGLE:
+            cell["p_value"] = 1 - 1 / (h * w)
+        return cell
+    if kind == "channel":
+        return {"kind": kind, "p": float(value), "channels": c, "dropped_channels": round(float(value) * c),
+                "scale": 1.0 / (1.0 - float(value))}
+    return {"kind": kind, "alpha": float(value), "mean_channel_std": float(std.mean())}
+
+
+def summarize_masks(rows: list[torch.Tensor], ids: torch.Tensor) -> dict[str, Any]:
+    """Accuracy fields from per-image correctness `(n,)` per mask: every mask's accuracy, their
+    mean (from the counts, so equal counts give exactly the clean accuracy) and std (ddof 1), and
+    the per-image record with one row per mask (its interval resamples masks and images)."""
+    n = len(rows[0]) if rows else 0
+    accuracies = [int(r.sum()) / max(n, 1) for r in rows]
+    mean = sum(int(r.sum()) for r in rows) / max(len(rows) * n, 1)
+    return {"accuracies": accuracies, "mean": mean, "accuracy": mean, "n": n, "masks": len(rows),
+            "std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+            **correctness_record(torch.stack(rows).numpy(), ids.numpy())}
+
+
 def run_cell(ctx: EvalContext, protocol: DropoutProtocol, key: str) -> dict[str, Any]:
     kind, value = parse_key(key)
     maps = ctx.local_maps(on_device=True).maps
-    _, c, h, w = maps.shape
-    cell: dict[str, Any] = {"kind": kind}
-    if kind == "spatial":
-        cell.update(p=value if value == SINGLE else float(value), positions=h * w,
-                    kept_positions=kept_positions(value, h * w))
-        if value == SINGLE:
-            cell["p_value"] = 1 - 1 / (h * w)
-    elif kind == "channel":
-        cell.update(p=float(value), channels=c, dropped_channels=round(float(value) * c),
-                    scale=1.0 / (1.0 - float(value)))
-    else:
-        if ctx.map_channel_std is None:
-            ctx.map_channel_std = channel_std(maps)
-        cell.update(alpha=float(value), mean_channel_std=float(ctx.map_channel_std.mean()))
-    accuracies, rows, n = [], [], 0
+    if kind == "noise" and ctx.map_channel_std is None:
+        ctx.map_channel_std = channel_std(maps)
+    cell = describe(kind, value, tuple(maps.shape), ctx.map_channel_std)
+    rows = []
     for mask in range(protocol.masks):
         condition = zlib.crc32(f"{key}#{mask}".encode())
         if kind == "spatial":
@@ -178,15 +195,5 @@ def run_cell(ctx: EvalContext, protocol: DropoutProtocol, key: str) -> dict[str,
             pool = channel_pooling(float(value), protocol.seed, condition)
         else:
             pool = noise_pooling(float(value), ctx.map_channel_std, protocol.seed, condition)
-        correct = ctx.correctness_from_maps(pool)
-        n = len(correct)
-        rows.append(correct)
-        accuracies.append(int(correct.sum()) / max(n, 1))
-    # the mean from the counts, so equal counts give exactly the clean accuracy
-    mean = sum(round(a * n) for a in accuracies) / max(len(accuracies) * n, 1)
-    cell.update(accuracies=accuracies, mean=mean, accuracy=mean, n=n, masks=protocol.masks,
-                std=statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0)
-    # one row of per-image correctness per mask: the interval resamples masks and images
-    ids = ctx.local_maps(on_device=True).indices
-    cell.update(correctness_record(torch.stack(rows).numpy(), ids.numpy()))
-    return cell
+        rows.append(ctx.correctness_from_maps(pool))
+    return {**cell, **summarize_masks(rows, ctx.local_maps(on_device=True).indices)}

@@ -17,7 +17,6 @@ p = 0 and alpha = 0 reproduce the encoder's own forward, so they equal the clean
 
 from __future__ import annotations
 
-import statistics
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +24,8 @@ from typing import Any
 import torch
 
 from coanalysis.analyses import dropout
-from coanalysis.analyses.dropout import (SINGLE, _per_image_normal, _per_image_subsets, channel_std, kept_positions,
-                                         parse_key)
+from coanalysis.analyses.dropout import (_per_image_normal, _per_image_subsets, channel_std, describe, kept_positions,
+                                         parse_key, summarize_masks)
 from coanalysis.context import EvalContext
 from coanalysis.features import autocast, to_input
 
@@ -97,9 +96,10 @@ def _corrupt(kind: str, value: float | str, maps: torch.Tensor, positions: torch
 
 
 @torch.no_grad()
-def _accuracy(ctx, state: TokenState, kind: str, value: float | str, seed: int, condition: int,
-              std: torch.Tensor | None) -> tuple[float, int]:
-    enc, correct = ctx.encoder, 0
+def _correctness(ctx, state: TokenState, kind: str, value: float | str, seed: int, condition: int,
+                 std: torch.Tensor | None) -> torch.Tensor:
+    """Per-image correctness `(n,)` bool under one mask."""
+    enc, correct = ctx.encoder, []
     for start in range(0, len(state.labels), ctx.batch_size):
         chunk = slice(start, start + ctx.batch_size)
         with autocast(ctx.device, ctx.precision):
@@ -109,42 +109,26 @@ def _accuracy(ctx, state: TokenState, kind: str, value: float | str, seed: int, 
             else:
                 tokens = torch.cat([state.prefix[chunk], maps.flatten(2).transpose(1, 2)], dim=1)
                 features = enc.readout_tokens(tokens, keep)
-        pred = ctx.probe(features.float()).argmax(1).cpu()
-        correct += int((pred == state.labels[chunk]).sum())
-    return correct / max(len(state.labels), 1), len(state.labels)
+        correct.append(ctx.probe(features.float()).argmax(1).cpu() == state.labels[chunk])
+    return torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
 
 
 def run_cell(ctx, protocol, key: str) -> dict[str, Any]:
     """One `dropout` cell on a ViT (same keys and fields, plus where the corruption acted)."""
     kind, value = parse_key(key)
     state = token_state(ctx)
-    _, c, h, w = state.maps.shape
     where = "patch tokens entering the last block (dropped ones out of its attention)" if state.prefix is not None \
         else "final patch tokens (mean readout over the kept ones)"
-    cell: dict[str, Any] = {"kind": kind, "family": "vit", "readout": ctx.encoder.readout, "corrupted": where}
     std = None
-    if kind == "spatial":
-        cell.update(p=value if value == SINGLE else float(value), positions=h * w,
-                    kept_positions=kept_positions(value, h * w))
-        if value == SINGLE:
-            cell["p_value"] = 1 - 1 / (h * w)
-    elif kind == "channel":
-        cell.update(p=float(value), channels=c, dropped_channels=round(float(value) * c),
-                    scale=1.0 / (1.0 - float(value)))
-    else:
+    if kind == "noise":
         if ctx.vit_token_std is None:
             ctx.vit_token_std = channel_std(state.maps)
         std = ctx.vit_token_std
-        cell.update(alpha=float(value), mean_channel_std=float(std.mean()))
-    accuracies, n = [], 0
-    for mask in range(protocol.masks):
-        condition = zlib.crc32(f"{key}#{mask}".encode())
-        acc, n = _accuracy(ctx, state, kind, value, protocol.seed, condition, std)
-        accuracies.append(acc)
-    mean = sum(round(a * n) for a in accuracies) / max(len(accuracies) * n, 1)
-    cell.update(accuracies=accuracies, mean=mean, accuracy=mean, n=n, masks=protocol.masks,
-                std=statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0)
-    return cell
+    cell = {**describe(kind, value, tuple(state.maps.shape), std), "family": "vit", "readout": ctx.encoder.readout,
+            "corrupted": where}
+    rows = [_correctness(ctx, state, kind, value, protocol.seed, zlib.crc32(f"{key}#{mask}".encode()), std)
+            for mask in range(protocol.masks)]
+    return {**cell, **summarize_masks(rows, ctx.data.indices[state.positions])}
 
 
 def run_any_cell(ctx, protocol, key: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from coanalysis import stats
 from coanalysis.analyses import ANALYSES
 from coanalysis.analyses.dropout import SINGLE, DropoutProtocol
 from coanalysis.analyses.erf import ERFProtocol
@@ -48,6 +49,11 @@ def test_unchanged_conditions_equal_clean_accuracy(dino_file, cls_context, tmp_p
     single = result.cells[f"spatial p={SINGLE}"]
     assert single["positions"] == 16 and single["kept_positions"] == 1 and single["family"] == "vit"
     assert ("last block" in single["corrupted"]) == (readout == "cls")
+    # every cell carries its per-image record, one row per mask (PROTOCOLS 11): counts match
+    for cell in result.cells.values():
+        rows = stats.cell_correctness(cell)
+        assert rows.shape == (2, cell["n"]) and list(rows.mean(axis=1)) == pytest.approx(cell["accuracies"])
+        assert cell["interval"][0] <= cell["accuracy"] <= cell["interval"][1]
     noise = run_analysis(session, ctx, ANALYSES["noise"], NoiseProtocol(sigmas=(0.0, 0.2)))
     assert noise.cells["sigma=0"]["accuracy"] == ctx.clean_accuracy
     if readout == "cls":
