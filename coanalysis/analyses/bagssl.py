@@ -36,6 +36,7 @@ from coanalysis.trainer import UserError
 from coanalysis.local_features import subset
 from coanalysis.probe import accuracy
 from coanalysis.seeding import per_image_generator
+from coanalysis.stats import bootstrap_interval, bootstrap_protocol
 
 SAMPLING = ("grid", "stride", "random")
 FEEDS = ("resize", "native")
@@ -195,6 +196,12 @@ def run_cell(ctx: EvalContext, protocol: BagSSLProtocol, key: str) -> dict[str, 
     if ctx.probe is not None:
         out["global_accuracy"] = accuracy(torch.cat(preds["global"]), labels_t)
         out["bag_accuracy"] = accuracy(torch.cat(preds["bag"]), labels_t)
-        patch_preds = torch.cat(preds["patch"])
-        out["patch_accuracy"] = float((patch_preds == labels_t[:, None]).double().mean())
+        patch_right = (torch.cat(preds["patch"]) == labels_t[:, None]).double()  # (n, k)
+        out["patch_accuracy"] = float(patch_right.mean())
+        # 95% image-bootstrap intervals (PROTOCOLS 11); a patch's is over images of their k-patch means
+        per_image = {"global": (torch.cat(preds["global"]).argmax(1) == labels_t).numpy(),
+                     "bag": (torch.cat(preds["bag"]).argmax(1) == labels_t).numpy(),
+                     "patch": patch_right.mean(1).numpy()}
+        out["intervals"] = {k: list(bootstrap_interval(v)) for k, v in per_image.items()}
+        out["bootstrap"] = bootstrap_protocol()
     return out

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from coanalysis.features import EvalData, to_input
+from coanalysis.stats import correctness_record
 from coanalysis.shift_sets import CORRUPTIONS_3DCC, SEVERITIES, get_set, scan, subset_mapping
 from coanalysis.trainer import DatasetInfo, FolderDataset
 
@@ -74,13 +75,16 @@ def run_cell(ctx, protocol: ShiftProtocol, key: str) -> dict[str, Any]:
     data = EvalData.from_dataset(FolderDataset([(str(p), position[w]) for p, w in items], probe_classes, info),
                                  protocol.n, protocol.seed)
     kept = torch.tensor(mapping["kept"], device=ctx.device)
-    correct = total = 0
-    for images, labels, _ in data.batches(ctx.batch_size, ctx.workers):
+    correct, ids = [], []
+    for images, labels, positions in data.batches(ctx.batch_size, ctx.workers):
         logits = ctx.logits(to_input(images, ctx.device))
         pred = kept[logits[:, kept].argmax(1)].cpu()
-        correct += int((pred == labels).sum())
-        total += len(labels)
-    return {"set": name, "corruption": corruption, "severity": severity, "accuracy": correct / max(total, 1),
-            "n": total, "files": len(items), "undecodable": len(data) - total, "classes": len(mapping["kept"]),
+        correct.append(pred == labels)
+        ids.append(data.indices[positions])
+    right = torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
+    total = len(right)
+    record = correctness_record(right.numpy(), torch.cat(ids).numpy()) if total else {}
+    return {"set": name, "corruption": corruption, "severity": severity, "accuracy": int(right.sum()) / max(total, 1),
+            "n": total, **record, "files": len(items), "undecodable": len(data) - total, "classes": len(mapping["kept"]),
             "restricted": mapping["restricted"], "class_list": mapping["source"],
             "kept_probe_indices": mapping["kept"] if mapping["restricted"] else None, "subset_seed": protocol.seed}

@@ -26,6 +26,11 @@ def test_linear_encoder_whole_equals_mean_of_tiling_parts(feed):
         assert cell["cos_whole_bag"]["quantiles"]["5"] == pytest.approx(1.0, abs=1e-5)
         assert cell["bag_accuracy"] == cell["global_accuracy"]
         assert cell["n"] == 64
+        # the bag's interval is the whole image's (same per-image answers), and brackets it
+        assert cell["intervals"]["bag"] == cell["intervals"]["global"]
+        for which in ("bag", "patch", "global"):
+            lo, hi = cell["intervals"][which]
+            assert lo <= cell[f"{which}_accuracy"] <= hi
     # single parts differ from the whole, and overlapping (non-tiling) random patches break the identity
     assert cell["cos_whole_patch"]["mean"] < 0.999
     random = run_cell(ctx, BagSSLProtocol(patch_sizes=(8,), sampling="random", patches_per_image=5, feed=feed,

@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from coanalysis import stats
 from coanalysis.analyses import ANALYSES
 from coanalysis.analyses.shift import ShiftProtocol, cells, run_cell
 from coanalysis.features import EvalData
@@ -58,6 +59,8 @@ def test_restriction_to_the_200_classes_and_full_sets(tmp_path):
     ctx = _context()
     r = run_cell(ctx, protocol, "imagenet-r")
     assert r["accuracy"] == 0.75 and r["n"] == 4 and r["undecodable"] == 1 and r["files"] == 5
+    # per-image record (PROTOCOLS 11): 3 of the 4 decoded images right, the interval around 0.75
+    assert stats.cell_correctness(r).sum() == 3 and r["interval"][0] < 0.75 < r["interval"][1] + 1e-12
     assert r["restricted"] and r["classes"] == 200 and len(r["kept_probe_indices"]) == 200
     assert r["class_list"].endswith("imagenet-r.txt")
     sketch = run_cell(ctx, protocol, "imagenet-sketch")
@@ -89,7 +92,7 @@ def test_report_section_records_the_mapping(tmp_path):
                                                protocol=protocol.to_json(), cells={"imagenet-r": cell}, environment={},
                                                wall_time_s=0.0, complete=True, expected_cells=1))
     built = section.build(ReportData.from_folders([tmp_path / "res"]))
-    assert built.tables[0].rows == [["m", "100.0 (n = 2)"]]
+    assert built.tables[0].rows == [["m", "100.0 [100.0, 100.0] (n = 2)"]]  # every image right: no spread
     assert ("imagenet-r: 200 classes (coanalysis/classlists/imagenet-r.txt; argmax over those classes only)"
             in built.notes)
 

@@ -11,6 +11,12 @@ def _ms(stat: dict | None) -> str:
     return "–" if not stat else f"{stat['mean']:.3f} ± {stat['std']:.3f}"
 
 
+def _acc(cell: dict, which: str) -> str:
+    """'bag', 'patch' or 'global' accuracy (%) with its stored 95% interval where there is one."""
+    iv = (cell.get("intervals") or {}).get(which)
+    return pct(cell.get(f"{which}_accuracy")) + (f" [{100 * iv[0]:.1f}, {100 * iv[1]:.1f}]" if iv else "")
+
+
 def _takeaways(results) -> list[str]:
     lines = []
     for r in results:
@@ -21,8 +27,8 @@ def _takeaways(results) -> list[str]:
         text = (f"{r.model['name']}: with {small['patch_size']} px patches the mean of the parts has cosine "
                 f"{small['cos_whole_bag']['mean']:.3f} to the whole")
         if small.get("bag_accuracy") is not None:
-            text += (f", and the bag reaches {pct(small['bag_accuracy'])}% probe accuracy against "
-                     f"{pct(small['global_accuracy'])}% for the whole image")
+            text += (f", and the bag reaches {_acc(small, 'bag')}% probe accuracy against "
+                     f"{_acc(small, 'global')}% for the whole image (n = {small['n']}, 95% intervals)")
         lines.append(text + f" ({describe(r)}).")
     return lines
 
@@ -35,11 +41,12 @@ def build(data: ReportData) -> Section | None:
     for r in results:
         for c in sorted(r.cells.values(), key=lambda c: c["patch_size"]):
             rows.append([r.model["name"], str(c["patch_size"]), str(c["patches_per_image"]), _ms(c["cos_whole_bag"]),
-                         _ms(c["cos_whole_patch"]), pct(c.get("bag_accuracy")), pct(c.get("patch_accuracy")),
-                         pct(c.get("global_accuracy")), str(c["n"])])
+                         _ms(c["cos_whole_patch"]), _acc(c, "bag"), _acc(c, "patch"), _acc(c, "global"), str(c["n"])])
     table = Table(["model", "patch (px)", "patches", "cos(whole, mean of parts)", "cos(whole, one part)",
                    "bag probe (%)", "one patch (%)", "whole image (%)", "images"], rows,
-                  "Cosines are mean ± std over images; accuracies use the model's probe unchanged on the same images.")
+                  "Cosines are mean ± std over images; accuracies use the model's probe unchanged on the same images, "
+                  "in brackets their 95% image-bootstrap interval (1 000 resamples; one patch: over images of their "
+                  "mean over patches).")
     return Section("bagssl", "Whole versus bag of parts",
                    intro="Is the whole-image representation the average of its patch representations (BagSSL; "
                          "PROTOCOLS §10)? Each patch is embedded on its own and the embeddings are averaged.",

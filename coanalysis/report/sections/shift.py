@@ -6,7 +6,7 @@ from __future__ import annotations
 from coanalysis.figures.style import fmt_n
 from coanalysis.figures.shift import SETS_3DCC, set_accuracies, severity_curve, severity_figure, sets_figure
 from coanalysis.report.data import ReportData
-from coanalysis.report.sections.base import FigureBlock, Section, Table
+from coanalysis.report.sections.base import FigureBlock, Section, Table, pct_ci
 
 
 def _mapping(results) -> list[str]:
@@ -32,9 +32,12 @@ def build(data: ReportData) -> Section | None:
         n = {}
         for cell in r.cells.values():
             n[cell["set"]] = n.get(cell["set"], 0) + cell["n"]
-        rows.append([r.model["name"]] + [f"{acc[s]:.1f} (n = {fmt_n(n[s])})" if s in acc else "–" for s in sets])
-    tables = [Table(["model"] + sets, rows, "Probe top-1 (%) per set; ImageNet-3DCC is the mean over its "
-                                            "corruption × severity cells (n summed over them).")]
+        single = {c["set"]: c for c in r.cells.values() if c.get("set") != SETS_3DCC}
+        rows.append([r.model["name"]] + [(pct_ci(single[s]) if s in single else f"{acc[s]:.1f}")
+                                         + f" (n = {fmt_n(n[s])})" if s in acc else "–" for s in sets])
+    tables = [Table(["model"] + sets, rows, "Probe top-1 (%) per set, in brackets its 95% image-bootstrap interval; "
+                                            "ImageNet-3DCC is the mean over its corruption × severity cells (n summed "
+                                            "over them; per-cell intervals in the table below).")]
     figures = [FigureBlock("shift-sets", sets_figure(results, data.colors, data.baseline),
                            "Probe accuracy on each distribution-shift set.")]
     if any(severity_curve(r)[0] for r in results):
@@ -43,7 +46,7 @@ def build(data: ReportData) -> Section | None:
                                    "corruptions."))
         keys = [k for k in results[0].cells if k.startswith(SETS_3DCC)]
         tables.append(Table(["cell"] + [r.model["name"] for r in results],
-                            [[k] + [f"{100 * r.cells[k]['accuracy']:.1f}" if k in r.cells else "–" for r in results]
+                            [[k] + [pct_ci(r.cells.get(k)) for r in results]
                              for k in keys], "ImageNet-3DCC probe top-1 (%) per corruption and severity."))
     subset = "all images" if p["n"] is None else f"n = {p['n']} per cell"
     return Section("shift", "Distribution shift (ImageNet-R, -A, -Sketch, -V2, -3DCC)",
