@@ -1,7 +1,9 @@
 """Redundancy of local representations (PROTOCOLS.md section 8).
 
 On the local maps `L` `(N, C, h, w)` of N evaluation images (a seeded subset, see
-`coanalysis.local_features`) and their global representations `G = mean over positions of L`:
+`coanalysis.local_features`) and their global representations `G`: the mean over positions of L,
+or a ViT's own readout (PROTOCOLS 13: its CLS token, or the mean of the patch tokens through
+`fc_norm`); cells `pairs` and `similarity` record which (`global`):
 
 - cell `pairs`: for P random image pairs (i, j), i != j, `g_ij = cos(G_i, G_j)` and
   `l_ij = mean over S sampled position pairs of cos(L_i^p, L_j^p')`; positions are `aligned`
@@ -16,6 +18,13 @@ On the local maps `L` `(N, C, h, w)` of N evaluation images (a seeded subset, se
   vector, at the centre position (index `floor(0.5 (h - 1) + 0.5)`) or at one random position
   per image (`repeats` draws, mean and std), with the model's probe unchanged. Each cell also
   gives the probe accuracy of `G` on the same images.
+
+The chance level (PROTOCOLS 12) replaces each image's local vectors by other images' at the same
+positions and recomputes G from them the way the readout computes G from the locals: the mean (a
+ViT's `avg`: through its `fc_norm`). A CLS readout is not a function of the final patch tokens,
+so there each image keeps its own CLS: r_null is then the r of locals unrelated to G (about 0 at
+any map size), where a mean readout's r_null is above 0 because G is made of the L it is compared
+with.
 
 Everything is a matrix operation on the cached maps: unit-normalized local vectors, closed forms
 for the within-image means (`sum over p != q = |sum_p n_p|^2 - sum_p |n_p|^2`), pairs processed
@@ -230,10 +239,12 @@ def null_maps(maps: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def pairs_correlation(maps: torch.Tensor, protocol: RedundancyProtocol, generator: torch.Generator,
-                      bootstrap_seed: int | None = None) -> dict[str, Any]:
-    """r between g and l over P pairs of `maps` `(N, C, h, w)` (G = mean of L), drawing pairs and
-    positions from `generator`; with `bootstrap_seed`, also its image-bootstrap 95% CI."""
-    units, glob = unit_locals(maps), maps.mean(dim=(2, 3), dtype=torch.float32)
+                      bootstrap_seed: int | None = None, globals_: torch.Tensor | None = None) -> dict[str, Any]:
+    """r between g and l over P pairs of `maps` `(N, C, h, w)` with G = `globals_` `(N, C)` (None:
+    the mean of L), drawing pairs and positions from `generator`; with `bootstrap_seed`, also its
+    image-bootstrap 95% CI."""
+    units = unit_locals(maps)
+    glob = maps.mean(dim=(2, 3), dtype=torch.float32) if globals_ is None else globals_.float()
     device = maps.device
     n, k = units.shape[:2]
     i, j = sample_pairs(n, protocol.n_pairs, generator)
@@ -247,36 +258,65 @@ def pairs_correlation(maps: torch.Tensor, protocol: RedundancyProtocol, generato
     return {"r": r, "ci": ci, "g": gs, "l": ls}
 
 
-def _pairs(lm: LocalMaps, protocol: RedundancyProtocol, device: torch.device) -> dict[str, Any]:
-    maps = lm.maps.to(device)
+def readout_kind(ctx: EvalContext, lm: LocalMaps) -> str:
+    """What G is: `mean` (of the local map: CNNs), or a ViT's readout `cls` / `avg`."""
+    return "mean" if lm.readout is None else ctx.encoder.readout
+
+
+GLOBALS = {"mean": "the mean of the local map", "avg": "the ViT's avg readout (mean of the patch tokens, through "
+           "fc_norm where the model has one)", "cls": "the ViT's CLS token after the final norm"}
+NULL_G = {"mean": "G = their mean", "avg": "G = the avg readout of them",
+          "cls": "each image keeps its own CLS token: it is not computed from the final patch tokens"}
+
+
+@torch.no_grad()
+def null_globals(ctx: EvalContext, lm: LocalMaps, null: torch.Tensor) -> torch.Tensor:
+    """G `(N, C)` float32 of the null maps `(N, C, h, w)`: recomputed from them as the readout
+    computes G from the locals (the mean; a ViT's avg through its fc_norm); a CLS readout is not a
+    function of the final patch tokens, so each image keeps its own (PROTOCOLS 12, 13)."""
+    kind = readout_kind(ctx, lm)
+    if kind == "mean":
+        return null.mean(dim=(2, 3), dtype=torch.float32)
+    if kind == "cls":
+        return lm.readout.float().to(null.device)
+    return ctx.encoder.pool_map(null.float()).float()
+
+
+def _pairs(ctx: EvalContext, lm: LocalMaps, protocol: RedundancyProtocol) -> dict[str, Any]:
+    device = ctx.device
+    maps, glob = lm.maps.to(device), lm.global_features.to(device)
     n = len(maps)
     g = torch.Generator().manual_seed(protocol.seed)  # every draw on the CPU: the same pairs on any device
-    real = pairs_correlation(maps, protocol, g, protocol.seed + 1)
+    real = pairs_correlation(maps, protocol, g, protocol.seed + 1, globals_=glob)
     gs, ls, r, ci = real["g"], real["l"], real["r"], real["ci"]
     keep = torch.randperm(len(gs), generator=g)[:protocol.scatter_points].to(device)
     # chance level (PROTOCOLS 12): the same N, P, S and map size on locals drawn from other images
     g_null = torch.Generator().manual_seed(protocol.seed + 4)
-    null = pairs_correlation(null_maps(maps, g_null), protocol, g_null, protocol.seed + 5)
+    shuffled = null_maps(maps, g_null)
+    null = pairs_correlation(shuffled, protocol, g_null, protocol.seed + 5, globals_=null_globals(ctx, lm, shuffled))
+    kind = readout_kind(ctx, lm)
     return {"pearson_r": r, "ci95": list(ci) if ci else None, "n_pairs": len(gs), "n_images": n,
             "r_null": null["r"], "r_null_ci95": list(null["ci"]) if null["ci"] else None,
             "r_minus_null": None if r is None or null["r"] is None else r - null["r"],
+            "global": kind, "global_is": GLOBALS[kind],
             "null": "each image's local vectors replaced by other images' local vectors at the same positions "
-                    "(G = their mean); same N, P, S and map size",
+                    f"({NULL_G[kind]}); same N, P, S and map size",
             "map_size": list(lm.maps.shape[2:]), "layer": lm.layer,
             "g_mean": float(gs.mean()), "g_std": float(gs.std()), "l_mean": float(ls.mean()), "l_std": float(ls.std()),
             "points": {"g": [round(v, 4) for v in gs[keep].tolist()], "l": [round(v, 4) for v in ls[keep].tolist()]}}
 
 
-def _similarity(lm: LocalMaps, protocol: RedundancyProtocol, device: torch.device) -> dict[str, Any]:
+def _similarity(ctx: EvalContext, lm: LocalMaps, protocol: RedundancyProtocol) -> dict[str, Any]:
+    device = ctx.device
     intra, to_global = within_image_similarities(*_on_device(lm, device))
     shuffled = null_maps(lm.maps.to(device), torch.Generator().manual_seed(protocol.seed + 4))
-    intra_null, to_global_null = within_image_similarities(unit_locals(shuffled),
-                                                           shuffled.mean(dim=(2, 3), dtype=torch.float32))
+    intra_null, to_global_null = within_image_similarities(unit_locals(shuffled), null_globals(ctx, lm, shuffled))
     return {"intra_image": summary(intra, protocol.bootstrap, protocol.seed + 2) if intra is not None else None,
             "local_to_global": summary(to_global, protocol.bootstrap, protocol.seed + 3),
             "intra_image_null": float(intra_null.mean()) if intra_null is not None else None,
             "local_to_global_null": float(to_global_null.mean()),
             "n_images": len(to_global), "map_size": list(lm.maps.shape[2:]), "layer": lm.layer,
+            "global": readout_kind(ctx, lm),
             **({} if intra is not None else {"note": "a 1x1 map has no pair of distinct positions"})}
 
 
@@ -312,9 +352,9 @@ def _part(ctx: EvalContext, lm: LocalMaps, protocol: RedundancyProtocol, which: 
 def run_cell(ctx: EvalContext, protocol: RedundancyProtocol, key: str) -> dict[str, Any]:
     lm = _maps(ctx, protocol)
     if key == "pairs":
-        return _pairs(lm, protocol, ctx.device)
+        return _pairs(ctx, lm, protocol)
     if key == "similarity":
-        return _similarity(lm, protocol, ctx.device)
+        return _similarity(ctx, lm, protocol)
     if key in ("part=centre", "part=random"):
         return _part(ctx, lm, protocol, key.split("=")[1])
     raise UserError(f"unknown redundancy cell {key!r}; cells are: {', '.join(CELLS)}")

@@ -16,7 +16,8 @@ from coanalysis.analyses.redundancy import (RedundancyProtocol, bootstrap_pearso
 from coanalysis.trainer import UserError
 from coanalysis.pipeline import Session, make_context, open_model, run_analysis
 from coanalysis.results import Result
-from tests.coanalysis.analysis_encoders import BroadcastBackbone, RandomLocalBackbone, context, noise_images, wrap
+from tests.coanalysis.analysis_encoders import (BroadcastBackbone, ClassTokenViT, RandomLocalBackbone, context,
+                                               noise_images, wrap)
 
 SMALL = RedundancyProtocol(n_images=256, n_pairs=4000, bootstrap=200)
 
@@ -94,6 +95,35 @@ def test_independent_noise_encoder_has_r_at_its_null(random_ctx):
     assert pairs["r_minus_null"] == pytest.approx(0.0, abs=0.03)
     lo, hi = pairs["r_null_ci95"]
     assert lo < pairs["pearson_r"] < hi
+
+
+def test_cls_readout_independent_of_the_patches_sits_at_its_null_of_zero():
+    # G is the CLS token, not the mean of the locals: with no relation between them r is about 0 on
+    # a 4x4 map, and so is r_null (each image keeps its CLS; its locals come from other images),
+    # where a mean readout's chance level on the same maps is 0.24 (see the test above)
+    ctx = context(ClassTokenViT("independent"), data=noise_images(1500))
+    protocol = RedundancyProtocol(n_images=1500, n_pairs=20000, bootstrap=200)
+    pairs = run_cell(ctx, protocol, "pairs")
+    assert pairs["global"] == "cls" and "keeps its own CLS" in pairs["null"] and pairs["map_size"] == [4, 4]
+    assert abs(pairs["pearson_r"]) < 0.05 and abs(pairs["r_null"]) < 0.05
+    assert pairs["r_minus_null"] == pytest.approx(0.0, abs=0.05)
+    lo, hi = pairs["r_null_ci95"]
+    assert lo < pairs["pearson_r"] < hi
+    lm = ctx.local_maps(1500)
+    assert pairs_correlation(null_maps(lm.maps, torch.Generator().manual_seed(0)), protocol,
+                             torch.Generator().manual_seed(1))["r"] == pytest.approx(0.24, abs=0.03)
+    sim = run_cell(ctx, protocol, "similarity")
+    assert sim["global"] == "cls" and abs(sim["local_to_global"]["mean"]) < 0.01
+    assert abs(sim["local_to_global_null"]) < 0.01
+
+
+def test_patch_tokens_equal_to_the_cls_give_r_one_against_a_null_near_zero():
+    ctx = context(ClassTokenViT("cls"), data=noise_images(512))
+    pairs = run_cell(ctx, RedundancyProtocol(n_images=512, n_pairs=5000, bootstrap=100), "pairs")
+    assert pairs["pearson_r"] == pytest.approx(1.0, abs=1e-6) and pairs["ci95"][0] == pytest.approx(1.0, abs=1e-6)
+    assert abs(pairs["r_null"]) < 0.08 and pairs["r_minus_null"] > 0.9
+    sim = run_cell(ctx, RedundancyProtocol(n_images=512, bootstrap=100), "similarity")
+    assert sim["local_to_global"]["mean"] == pytest.approx(1.0, abs=1e-3) and abs(sim["local_to_global_null"]) < 0.05
 
 
 def test_null_maps_take_each_position_from_another_image():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from coanalysis import stats
 from coanalysis.analyses import ANALYSES
@@ -13,7 +14,7 @@ from coanalysis.analyses.dropout import SINGLE, DropoutProtocol
 from coanalysis.analyses.erf import ERFProtocol
 from coanalysis.analyses.noise import NoiseProtocol
 from coanalysis.analyses.pgd import PGDProtocol
-from coanalysis.analyses.redundancy import RedundancyProtocol
+from coanalysis.analyses.redundancy import RedundancyProtocol, sample_pairs
 from coanalysis.pipeline import Session, make_context, open_model, run_analysis
 from tests.coanalysis import vit_layouts
 
@@ -91,6 +92,14 @@ def test_redundancy_uses_the_readout_and_erf_bound_is_the_image(cls_context):
     assert not torch.allclose(lm.global_features, lm.maps.float().mean(dim=(2, 3)))
     red = run_analysis(session, ctx, ANALYSES["redundancy"], RedundancyProtocol(n_images=16, n_pairs=50, bootstrap=20))
     assert red.cells["pairs"]["map_size"] == [4, 4] and red.cells["part=centre"]["accuracy"] is not None
+    assert red.cells["pairs"]["global"] == red.cells["similarity"]["global"] == "cls"
+    i, j = sample_pairs(16, 50, torch.Generator().manual_seed(0))  # the analysis' own pairs (seed 0)
+
+    def g_mean(glob):
+        return float(F.cosine_similarity(glob[i], glob[j], dim=1).mean())
+
+    assert red.cells["pairs"]["g_mean"] == pytest.approx(g_mean(lm.global_features), abs=1e-5)
+    assert red.cells["pairs"]["g_mean"] != pytest.approx(g_mean(lm.maps.float().mean((2, 3))), abs=1e-4)
     erf = run_analysis(session, ctx, ANALYSES["erf"], ERFProtocol(n_images=2, coords=((0.5, 0.5),)))
     cell = next(iter(erf.cells.values()))
     assert cell["rf_bound"] == "image" and cell["analytic_rf"] is None and cell["map_size"] == [4, 4]

@@ -35,6 +35,12 @@ def _size(cell: dict) -> str:
     return f"{size[0]}×{size[1]}"
 
 
+def _global(cell: dict) -> str:
+    """`, G = the CLS token` / `, G = the avg readout` for a ViT's readout; nothing for the mean of L."""
+    kind = cell.get("global")
+    return {"cls": ", G = the CLS token", "avg": ", G = the avg readout"}.get(kind, "")
+
+
 def _takeaways(data: ReportData, results) -> list[str]:
     ref = data.reference()
     by_name = {r.model["name"]: r for r in results}
@@ -44,7 +50,7 @@ def _takeaways(data: ReportData, results) -> list[str]:
         intra = (sim.get("intra_image") or {}).get("mean")
         if pairs.get("pearson_r") is None:
             continue
-        text = f"{name}: local–global correlation r = {_r(pairs)} on its {_size(pairs)} map"
+        text = f"{name}: local–global correlation r = {_r(pairs)} on its {_size(pairs)} map{_global(pairs)}"
         if pairs.get("r_null") is not None:
             above = pairs["pearson_r"] - pairs["r_null"]
             null_ci = pairs.get("r_null_ci95")
@@ -83,7 +89,8 @@ def build(data: ReportData) -> Section | None:
         pairs, sim = r.cells.get("pairs", {}), r.cells.get("similarity", {})
         centre, random = r.cells.get("part=centre", {}), r.cells.get("part=random", {})
         size = pairs.get("map_size") or sim.get("map_size") or ["?", "?"]
-        rows.append([r.model["name"], f"{pairs.get('layer', sim.get('layer', '?'))} ({size[0]}×{size[1]})", _r(pairs),
+        rows.append([r.model["name"], f"{pairs.get('layer', sim.get('layer', '?'))} ({size[0]}×{size[1]})"
+                     + _global(pairs), _r(pairs),
                      _null(pairs),
                      _mean_std(sim.get("intra_image")) + _chance(sim.get("intra_image_null")),
                      _mean_std(sim.get("local_to_global")) + _chance(sim.get("local_to_global_null")),
@@ -96,7 +103,8 @@ def build(data: ReportData) -> Section | None:
                    "probe on G (%)", "centre vector (%)", "random vector (%)", "images", "pairs"], rows,
                   "r_null: the same statistic with each image's local vectors replaced by other images' at the same "
                   "positions (same N, P and map size; PROTOCOLS §12): G is the mean of the L it is compared with, so "
-                  "r is above 0 without any structure, the more so on small maps. "
+                  "r is above 0 without any structure, the more so on small maps. A ViT's CLS token (G = the CLS token) "
+                  "is not computed from the final patch tokens: its r_null keeps each image's CLS and is about 0. "
                   "Similarities are mean ± std over images; single-vector accuracies use the model's probe unchanged, "
                   "on the same images as 'probe on G'; the random-vector accuracy is mean ± std over draws.")
     return Section("redundancy", "Redundancy of local representations",
