@@ -9,27 +9,13 @@ import torch
 from coanalysis.loading import load_encoder
 from coanalysis.trainer import UserError
 from tests.coanalysis import vit_layouts
-from tests.coanalysis.vit_layouts import LAYOUTS, random_vit, tokens
+from tests.coanalysis.vit_layouts import LAYOUTS, check_features, random_vit, tokens
 
 
 def _save(tmp_path, obj, name="model.pth"):
     path = tmp_path / name
     torch.save(obj, path)
     return path
-
-
-def _check(encoder, model, readout: str, size: int = 32) -> None:
-    """Patch map = reference tokens after norm without prefix; global = the family readout."""
-    x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(1))
-    ref = tokens(model, x)
-    prefix = model.num_prefix_tokens
-    with torch.no_grad():
-        local, glob = encoder.forward_local(x), encoder.forward_global(x)
-    side = size // model.patch_embed.patch_size[0]
-    assert local.shape == (2, model.embed_dim, side, side)
-    torch.testing.assert_close(local.flatten(2).transpose(1, 2), ref[:, prefix:], rtol=1e-5, atol=1e-5)
-    expected = ref[:, 0] if readout == "cls" else model.forward_head(ref, pre_logits=True)
-    torch.testing.assert_close(glob, expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
@@ -39,8 +25,8 @@ def test_each_layout_loads_to_timm_features(layout, tmp_path):
     encoder = load_encoder(_save(tmp_path, obj))
     assert encoder.source.format == fmt and encoder.source.family == "vit"
     assert encoder.source.global_readout == readout and encoder.readout == readout
-    _check(encoder, model, readout)
-    assert encoder.source.dropped or layout == "dino-hub"  # heads, decoders, MIM tokens, other copies are listed
+    check_features(encoder, model, readout)
+    assert encoder.source.dropped or layout in ("dino-hub", "mae-encoder")  # heads, decoders, MIM tokens, other copies are listed
     assert not any(k.startswith(("head.", "decoder_")) for k in encoder.backbone.state_dict())
 
 
@@ -92,7 +78,7 @@ def test_vit_s16_at_224_px(tmp_path):
     model = random_vit(img_size=224, patch_size=16, embed_dim=384, depth=12, num_heads=6)
     encoder = load_encoder(_save(tmp_path, model.state_dict(), "dino_deitsmall16_pretrain.pth"))
     assert encoder.arch == "vit_small" and encoder.arch_kwargs == {"patch_size": 16, "img_size": 224}
-    _check(encoder, model, "cls", size=224)
+    check_features(encoder, model, "cls", size=224)
     assert encoder.position_embedding(224) == "as trained (14x14 patches)"
 
 

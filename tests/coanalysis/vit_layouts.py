@@ -44,6 +44,20 @@ def tokens(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model.forward_features((x - mean) / std)
 
 
+def check_features(encoder, model: nn.Module, readout: str, size: int = 32) -> None:
+    """Patch map = the reference's tokens after norm without prefix; global = the family readout."""
+    x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    ref = tokens(model, x)
+    prefix = model.num_prefix_tokens
+    with torch.no_grad():
+        local, glob = encoder.forward_local(x), encoder.forward_global(x)
+    side = size // model.patch_embed.patch_size[0]
+    assert local.shape == (2, model.embed_dim, side, side)
+    torch.testing.assert_close(local.flatten(2).transpose(1, 2), ref[:, prefix:], rtol=1e-5, atol=1e-5)
+    expected = ref[:, 0] if readout == "cls" else model.forward_head(ref, pre_logits=True)
+    torch.testing.assert_close(glob, expected, rtol=1e-5, atol=1e-5)
+
+
 def _plus_one(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v + 1 for k, v in sd.items()}
 
@@ -56,8 +70,8 @@ def _head(prefix: str, dims=(192, 64, 16)) -> dict[str, torch.Tensor]:
     return {f"{prefix}{i}.weight": torch.randn(b, a) for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))}
 
 
-def dino_hub():
-    m = random_vit()
+def dino_hub(**arch):
+    m = random_vit(**arch)
     return m.state_dict(), m, "cls"
 
 
@@ -71,8 +85,8 @@ def dino_full():
     return ckpt, m, "cls"
 
 
-def dinov2(registers: int = 0, swiglu: bool = False):
-    kwargs: dict = {"init_values": 1e-5}
+def dinov2(registers: int = 0, swiglu: bool = False, **arch):
+    kwargs: dict = {"init_values": 1e-5, **arch}
     if registers:
         kwargs.update(reg_tokens=registers, no_embed_class=True)
     if swiglu:
@@ -80,13 +94,13 @@ def dinov2(registers: int = 0, swiglu: bool = False):
     m = random_vit(**kwargs)
     sd = dict(m.state_dict())
     if registers:  # undo timm's _convert_dinov2: register_tokens, and a class slot in pos_embed
-        cls_pos = torch.randn(1, 1, 192) * 0.1
+        cls_pos = torch.randn(1, 1, m.embed_dim) * 0.1
         sd["register_tokens"] = sd.pop("reg_token")
         sd["cls_token"] = sd["cls_token"] - cls_pos
         sd["pos_embed"] = torch.cat([cls_pos, sd["pos_embed"]], dim=1)
     if swiglu:
         sd = {k.replace("mlp.fc1.", "mlp.w12.").replace("mlp.fc2.", "mlp.w3."): v for k, v in sd.items()}
-    sd["mask_token"] = torch.randn(1, 192)
+    sd["mask_token"] = torch.randn(1, m.embed_dim)
     return sd, m, "cls"
 
 
@@ -96,6 +110,13 @@ def mae_pretrain():
           "decoder_pos_embed": torch.randn(1, 17, 128), "decoder_blocks.0.norm1.weight": torch.ones(128),
           "decoder_norm.weight": torch.ones(128), "decoder_pred.weight": torch.randn(192, 128)}
     return {"model": sd, "epoch": 799, "args": argparse.Namespace(model="mae_vit_tiny_patch8")}, m, "cls"
+
+
+def mae_encoder(**arch):
+    """MAE's published `mae_pretrain_vit_*.pth`: `{"model": encoder}` with `norm`, no decoder (timm
+    reads it as `vit_*_patch*_224.mae`)."""
+    m = random_vit(**arch)
+    return {"model": m.state_dict()}, m, "cls"
 
 
 def mae_finetuned():
@@ -110,21 +131,29 @@ def ibot_full():
     return {"teacher": teacher, "student": _pre("module.", _plus_one(teacher)), "epoch": 5}, m, "cls"
 
 
+def ibot_teacher(**arch):
+    """iBOT's released `checkpoint_teacher.pth` (its `extract_backbone_weights.py --checkpoint_key
+    teacher`): `{"state_dict": backbone}` with `backbone.` stripped, `head.*` when extracted with the
+    head; the teacher is built without `masked_embed` (main_ibot.py)."""
+    m = random_vit(**arch)
+    return {"state_dict": {**m.state_dict(), **_head("head.mlp.", (m.embed_dim, 64, 16))}}, m, "cls"
+
+
 def ibot_released_mean_pooling():
     m = random_vit(global_pool="avg", fc_norm=True)
     return {"state_dict": {**m.state_dict(), "masked_embed": torch.randn(1, 192)}}, m, "avg"
 
 
-def mocov3():
-    m = random_vit(embed_dim=384, num_heads=12)  # moco-v3 vits.py: ViT-S with 12 heads
-    base = {**m.state_dict(), **_head("head.", (384, 64, 16))}
+def mocov3(**arch):
+    m = random_vit(**{"embed_dim": 384, "num_heads": 12, **arch})  # moco-v3 vits.py: ViT-S with 12 heads
+    base = {**m.state_dict(), **_head("head.", (m.embed_dim, 64, 16))}
     sd = {**_pre("module.base_encoder.", base), **_pre("module.momentum_encoder.", _plus_one(base)),
           **_head("module.predictor.", (16, 64, 16))}
     return {"epoch": 300, "arch": "vit_small", "state_dict": sd, "optimizer": {"state": {}}}, m, "cls"
 
 
-def ijepa():
-    m = random_vit(class_token=False, global_pool="avg", fc_norm=False)
+def ijepa(**arch):
+    m = random_vit(class_token=False, global_pool="avg", fc_norm=False, **arch)
     target = _pre("module.", m.state_dict())
     return {"encoder": _plus_one(target), "target_encoder": target, "predictor": _head("module.predictor_embed."),
             "opt": {"state": {}}, "epoch": 300}, m, "avg"
@@ -150,6 +179,8 @@ LAYOUTS: dict[str, tuple[Callable, str]] = {  # name -> (builder, the format it 
     "dinov2-swiglu": (lambda: dinov2(swiglu=True), "dinov2"),
     "mae-pretrain": (mae_pretrain, "mae"),
     "mae-finetuned": (mae_finetuned, "mae"),
+    "mae-encoder": (mae_encoder, "timm-vit"),
+    "ibot-teacher": (ibot_teacher, "timm-vit"),
     "ibot-full": (ibot_full, "ibot"),
     "ibot-released": (ibot_released_mean_pooling, "ibot"),
     "mocov3": (mocov3, "mocov3-vit"),
