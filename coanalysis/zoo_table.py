@@ -18,6 +18,9 @@ from typing import Any
 FB = "https://dl.fbaipublicfiles.com"
 IBOT = "https://lf3-nlp-opensource.bytetos.com/obj/nlp-opensource/archive/2022/ibot"
 MMSELFSUP = "https://download.openmmlab.com/mmselfsup/1.x"
+# iBOT's extract_backbone_weights.py: {"state_dict": teacher backbone, `backbone.` stripped}; the teacher has no
+# masked_embed (main_ibot.py builds it without masked image modeling), so the file reads as timm names
+IBOT_NOTE = "teacher backbone ({'state_dict'}, timm names, head.* dropped if present)"
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,8 @@ class ZooEntry:
     sha256: str | None = None  # published full digest; None: recorded on first download
     sha256_prefix: str | None = None  # published start of the digest (openmmlab file names)
     size_bytes: int | None = None  # published size; None: recorded on first download
-    loads_with: str = "resnet"  # "resnet": loadable now; "vit": needs ViT loading (issue 14)
+    loads_with: str = "resnet"  # the family: "resnet" or "vit"
+    format: str | None = None  # the coanalysis format the published file is read as (None: not declared)
     notes: str = ""
 
     @property
@@ -48,7 +52,7 @@ class ZooEntry:
 
 def _dino(name: str, arch: str, path: str, epochs: int, params: float, loads: str = "vit") -> ZooEntry:
     return ZooEntry(name, "DINO", arch, "ImageNet-1k", epochs, f"{FB}/dino/{path}/{path}.pth", params, loads_with=loads,
-                    notes="teacher backbone only")
+                    format="timm-vit" if loads == "vit" else "torchvision", notes="teacher backbone only")
 
 
 def _dinov2(size: str, arch: str, params: float, registers: bool) -> ZooEntry:
@@ -56,13 +60,13 @@ def _dinov2(size: str, arch: str, params: float, registers: bool) -> ZooEntry:
     return ZooEntry(f"dinov2-{size}14{'-reg' if registers else ''}", "DINOv2",
                     arch + (" + 4 registers" if registers else ""),
                     "LVD-142M", None, f"{FB}/dinov2/dinov2_{size}14/dinov2_{size}14{reg}_pretrain.pth", params,
-                    loads_with="vit", notes="ViT-g trained, smaller sizes distilled from it")
+                    loads_with="vit", format="dinov2", notes="ViT-g trained, smaller sizes distilled from it")
 
 
 def _mae(size: str, arch: str, params: float) -> ZooEntry:
     return ZooEntry(f"mae-vit-{size[0]}{arch[-2:]}", "MAE", arch, "ImageNet-1k", 1600,
-                    f"{FB}/mae/pretrain/mae_pretrain_vit_{size}.pth", params, loads_with="vit",
-                    notes="encoder without the decoder")
+                    f"{FB}/mae/pretrain/mae_pretrain_vit_{size}.pth", params, loads_with="vit", format="timm-vit",
+                    notes="{'model': encoder without the decoder}: CLS readout, as MAE's linear probe")
 
 
 ENTRIES: tuple[ZooEntry, ...] = (
@@ -73,9 +77,9 @@ ENTRIES: tuple[ZooEntry, ...] = (
     ZooEntry("mocov3-r50-1000ep", "MoCo v3", "resnet50", "ImageNet-1k", 1000,
              f"{FB}/moco-v3/r-50-1000ep/r-50-1000ep.pth.tar", 23.5),
     ZooEntry("mocov3-vit-s16", "MoCo v3", "vit_small_patch16", "ImageNet-1k", 300,
-             f"{FB}/moco-v3/vit-s-300ep/vit-s-300ep.pth.tar", 21.7, loads_with="vit"),
+             f"{FB}/moco-v3/vit-s-300ep/vit-s-300ep.pth.tar", 21.7, loads_with="vit", format="mocov3-vit"),
     ZooEntry("mocov3-vit-b16", "MoCo v3", "vit_base_patch16", "ImageNet-1k", 300,
-             f"{FB}/moco-v3/vit-b-300ep/vit-b-300ep.pth.tar", 85.8, loads_with="vit"),
+             f"{FB}/moco-v3/vit-b-300ep/vit-b-300ep.pth.tar", 85.8, loads_with="vit", format="mocov3-vit"),
     ZooEntry("swav-r50-800ep", "SwAV", "resnet50", "ImageNet-1k", 800,
              f"{FB}/deepcluster/swav_800ep_pretrain.pth.tar", 23.5, notes="multi-crop 2x224 + 6x96"),
     ZooEntry("deepclusterv2-r50-800ep", "DeepCluster-v2", "resnet50", "ImageNet-1k", 800,
@@ -97,11 +101,11 @@ ENTRIES: tuple[ZooEntry, ...] = (
     _mae("large", "vit_large_patch16", 303.3),
     _mae("huge", "vit_huge_patch14", 630.8),
     ZooEntry("ibot-vit-s16", "iBOT", "vit_small_patch16", "ImageNet-1k", 800, f"{IBOT}/vits_16/checkpoint_teacher.pth",
-             21.7, loads_with="vit", notes="teacher; the file also holds the heads"),
+             21.7, loads_with="vit", format="timm-vit", notes=IBOT_NOTE),
     ZooEntry("ibot-vit-b16", "iBOT", "vit_base_patch16", "ImageNet-1k", 400, f"{IBOT}/vitb_16/checkpoint_teacher.pth",
-             85.8, loads_with="vit", notes="teacher; the file also holds the heads"),
+             85.8, loads_with="vit", format="timm-vit", notes=IBOT_NOTE),
     ZooEntry("ijepa-vit-h14", "I-JEPA", "vit_huge_patch14", "ImageNet-1k", 300,
-             f"{FB}/ijepa/IN1K-vit.h.14-300e.pth.tar", 630.8, loads_with="vit",
+             f"{FB}/ijepa/IN1K-vit.h.14-300e.pth.tar", 630.8, loads_with="vit", format="ijepa",
              notes="target encoder; the file also holds the predictor"),
     ZooEntry("byol-r50-mmselfsup", "BYOL", "resnet50", "ImageNet-1k", 200,
              f"{MMSELFSUP}/byol/byol_resnet50_16xb256-coslr-200e_in1k/"

@@ -17,7 +17,7 @@ EXAMPLES = """examples:
 
 Without network, download the URL elsewhere and put the file where the error message says;
 it is verified like a download. Digests nobody published are recorded on first download.
-ViT entries load once ViT checkpoints are supported (column 'loads').
+Column 'loads': the family (resnet, vit) and, where declared, the format the file is read as.
 """
 
 
@@ -74,5 +74,6 @@ def run(args: argparse.Namespace) -> None:
         digest = (r["sha256"] or "")[:12] or (f"{r['sha256_prefix']}…" if r["sha256_prefix"] else "on download")
         print(f"{r['name']:<24} {r['family']:<15} {r['arch']:<26} {r['data']:<12} {r['epochs'] or '–':>5} "
               f"{r['params_m']:>6g} {_size(r['size_bytes']):>11} {r['loads_with']:<6} {digest}"
+              + (f"  ({r['format']})" if r["format"] else "")
               + ("  [cached]" if r["cached"] else ""))
     print(f"{len(table)} checkpoints; cache {zoo_dir()}; use one with --ckpt zoo:NAME; URLs with --json")
