@@ -4,7 +4,8 @@ A BagSSL run's image representation is not `forward_global` on the full image (a
 encoder never saw in training) but the mean of the encoder's global vectors over a grid of
 `patch_size` patches at stride `stride` (native size, no resize), as the trainer's
 `co_ssl_train.methods.bagssl.bag_of_patches` computes it. `BagOfPatchesEncoder` exposes that
-readout through the one encoder interface, so every analysis uses it unchanged:
+readout through the one encoder interface, so every analysis uses it unchanged (on a ViT too: each
+patch's global vector is the ViT's own readout, its CLS token, as in training):
 
 - `forward_local(x) -> (B, C, nh, nw)`: the grid of patch representations (the "local map" the
   internal-corruption and redundancy analyses read);
@@ -59,7 +60,7 @@ class BagOfPatchesEncoder(Encoder):
         patches = x.unfold(2, s, self.stride).unfold(3, s, self.stride)  # (B, 3, nh, nw, s, s)
         nh, nw = patches.shape[2], patches.shape[3]
         flat = patches.permute(0, 2, 3, 1, 4, 5).reshape(b * nh * nw, c, s, s)
-        features = Encoder.forward_local(self, flat).mean(dim=(2, 3))  # (B nh nw, C): the plain global vector
+        features = self.plain.forward_global(flat)  # (B nh nw, C): the plain global vector (a ViT: its readout)
         return features.view(b, nh, nw, -1).permute(0, 3, 1, 2)
 
     def forward_local(self, x: torch.Tensor, layer: str | None = None) -> torch.Tensor:

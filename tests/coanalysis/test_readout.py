@@ -79,3 +79,38 @@ def test_bagssl_analysis_defaults_match_the_trainers_readout(bag_run, tmp_path):
     assert cell["bag_accuracy"] == ctx.clean_accuracy
     assert cell["readout"]["kind"] == "bag-of-patches"
     assert readout_protocol(None, 32).sampling == "grid"
+
+
+@pytest.fixture(scope="module")
+def vit_bag_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("vitbag")
+    vit = dict(arch="vit_tiny", vit_patch_size=8, vit_dim=24, vit_depth=2, vit_heads=2)
+    return train(TrainConfig(**{**TINY, "batch_size": 16, "subset": 32, "max_steps": 1, **vit}, method="bagssl",
+                             patches=3, out=str(out), run_name="vitbag"))
+
+
+def test_a_vit_bagssl_run_is_read_through_the_bag_of_its_cls_readouts(vit_bag_run):
+    encoder = load_encoder(vit_bag_run)
+    assert isinstance(encoder, BagOfPatchesEncoder) and encoder.plain.family == "vit"
+    assert encoder.plain.readout == "cls" and encoder.source.family == "vit"
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        bag = encoder.forward_global(x)
+        torch.testing.assert_close(bag, bag_of_patches(encoder.plain, x, 16))  # the trainer's own readout
+        cls = torch.stack([encoder.plain.forward_global(x[:, :, r:r + 16, c:c + 16])
+                           for r in (0, 8, 16) for c in (0, 8, 16)]).mean(0)  # 3x3 patches at stride 8
+        torch.testing.assert_close(bag, cls)
+        tokens_mean = torch.stack([encoder.plain.forward_local(x[:, :, r:r + 16, c:c + 16]).mean((2, 3))
+                                   for r in (0, 8, 16) for c in (0, 8, 16)]).mean(0)
+    assert not torch.allclose(bag, tokens_mean, atol=1e-3)  # the patch tokens' mean is not the readout
+
+
+@pytest.mark.slow  # fits a probe through 9 patches per image: ~25 s on the shared 2-core CPU
+def test_bagssl_analysis_on_a_vit_run_at_its_grid_is_its_readout(vit_bag_run, tmp_path):
+    from coanalysis.analyses.bagssl import readout_protocol, run_cell
+
+    session = Session(out=tmp_path / "res", progress=False, batch_size=64, n=64, n_train=64,
+                      cache_dir=tmp_path / "cache")
+    ctx = make_context(session, open_model(session, str(vit_bag_run), "vitbag"))
+    cell = run_cell(ctx, readout_protocol(ctx.encoder.source.readout, 32, n_images=64), "patch=16")
+    assert cell["patches_per_image"] == 9 and cell["bag_accuracy"] == ctx.clean_accuracy

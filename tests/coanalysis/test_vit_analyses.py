@@ -103,3 +103,30 @@ def test_redundancy_uses_the_readout_and_erf_bound_is_the_image(cls_context):
     erf = run_analysis(session, ctx, ANALYSES["erf"], ERFProtocol(n_images=2, coords=((0.5, 0.5),)))
     cell = next(iter(erf.cells.values()))
     assert cell["rf_bound"] == "image" and cell["analytic_rf"] is None and cell["map_size"] == [4, 4]
+
+
+def test_bagssl_on_a_vit_reads_patches_as_timm_does(dino_file):
+    """A patch the size of the image is the image: bag readout = global readout. Smaller patches,
+    resized to the input size, give timm's own CLS on the resized patches (PROTOCOLS 10, 13)."""
+    from coanalysis.analyses.bagssl import BagSSLProtocol, run_cell
+    from coanalysis.loading import load_encoder
+    from coanalysis.local_features import subset
+    from tests.coanalysis.analysis_encoders import context
+
+    _, model, _ = vit_layouts.dino_full()
+    ctx = context(load_encoder(dino_file))
+    protocol = BagSSLProtocol(patch_sizes=(32, 16), n_images=16, bootstrap=20)
+    whole = run_cell(ctx, protocol, "patch=32")
+    assert whole["patches_per_image"] == 1 and whole["readout"]["kind"] == "global-average"
+    assert whole["cos_whole_bag"]["mean"] == pytest.approx(1.0, abs=1e-6)
+    assert whole["bag_accuracy"] == whole["global_accuracy"] == whole["patch_accuracy"]
+    quarter = run_cell(ctx, protocol, "patch=16")
+    assert quarter["patches_per_image"] == 4 and quarter["grid_offsets"] == [0, 16]
+    data = subset(ctx.data, 16)
+    x = torch.stack([data.dataset[int(i)][0] for i in data.indices]).float() / 255
+    crops = [x[:, :, r:r + 16, c:c + 16] for r in (0, 16) for c in (0, 16)]
+    resized = [F.interpolate(p, size=(32, 32), mode="bilinear", align_corners=False) for p in crops]
+    bag = torch.stack([vit_layouts.tokens(model, p)[:, 0] for p in resized]).mean(0)
+    expected = F.cosine_similarity(vit_layouts.tokens(model, x)[:, 0], bag, dim=1).mean()
+    assert quarter["cos_whole_bag"]["mean"] == pytest.approx(float(expected), abs=1e-5)
+    assert quarter["cos_whole_bag"]["mean"] < 0.999  # the parts are not the whole
