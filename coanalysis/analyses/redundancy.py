@@ -20,11 +20,9 @@ or a ViT's own readout (PROTOCOLS 13: its CLS token, or the mean of the patch to
   gives the probe accuracy of `G` on the same images.
 
 The chance level (PROTOCOLS 12) replaces each image's local vectors by other images' at the same
-positions and recomputes G from them the way the readout computes G from the locals: the mean (a
-ViT's `avg`: through its `fc_norm`). A CLS readout is not a function of the final patch tokens,
-so there each image keeps its own CLS: r_null is then the r of locals unrelated to G (about 0 at
-any map size), where a mean readout's r_null is above 0 because G is made of the L it is compared
-with.
+positions and recomputes G from them as the readout does (the mean; a ViT's `avg` through its
+`fc_norm`); a CLS token is not a function of the final patch tokens, so each image keeps its own and
+r_null is about 0 at any map size (a mean readout's is above 0: G is made of the L it is compared with).
 
 Everything is a matrix operation on the cached maps: unit-normalized local vectors, closed forms
 for the within-image means (`sum over p != q = |sum_p n_p|^2 - sum_p |n_p|^2`), pairs processed

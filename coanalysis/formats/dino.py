@@ -10,40 +10,19 @@ student; the other network and both heads (`module.head.*`) are dropped. `args` 
 
 from __future__ import annotations
 
-from coanalysis.formats.base import (IMAGENET, Adapter, Backbone, Checkpoint, child, has_trunk, state_dict_at,
-                                     take_trunk)
-from coanalysis.formats.reading import plain
-from coanalysis.trainer import UserError
+from coanalysis.formats.base import IMAGENET, Adapter, Backbone, Checkpoint, child, has_trunk, take_trunk
+from coanalysis.formats.networks import NETWORKS, networks, take_network
 
-BRANCHES = ("teacher", "student")
-
-
-def _prefix(sd: dict | None) -> str | None:
-    for prefix in ("module.backbone.", "backbone."):
-        if has_trunk(sd, prefix):
-            return prefix
-    return None
+BRANCHES = NETWORKS
 
 
 def match(ckpt: Checkpoint) -> int | None:
-    sds = [state_dict_at(ckpt.obj, b) for b in BRANCHES]
-    return 90 if all(_prefix(sd) is not None for sd in sds) else None
+    return 90 if all(prefix is not None for _, prefix in networks(ckpt, has_trunk)) else None
 
 
 def extract(ckpt: Checkpoint, branch: str | None) -> Backbone:
-    branch = branch or "teacher"
-    sd = state_dict_at(ckpt.obj, branch)
-    prefix = _prefix(sd)
-    if sd is None or prefix is None:
-        raise UserError(f"{ckpt.path} has no {branch} ResNet under module.backbone.*")
-    backbone = take_trunk(sd, prefix, f"{branch}['{prefix}*']", outer=f"{branch}.")
-    other = BRANCHES[1 - BRANCHES.index(branch)]
-    backbone.dropped += [f"{other}.{k}" for k in (state_dict_at(ckpt.obj, other) or {})]
-    backbone.branch = branch
+    backbone = take_network(ckpt, branch, has_trunk, take_trunk, "ResNet under module.backbone.*")
     backbone.normalization = IMAGENET
-    args = plain(child(ckpt.obj, "args")) or {}
-    arch = args.get("arch")
-    backbone.arch = arch if isinstance(arch, str) else None
     backbone.info = {"method": "dino", "epoch": child(ckpt.obj, "epoch")}
     return backbone
 

@@ -6,8 +6,9 @@ family's global readout (PROTOCOLS.md section 13); heads, decoders, predictors, 
 published model code (no real file was available here):
 - `timm-vit`: a timm-named ViT state dict, bare or under `model` / `state_dict` (`state_dict_ema`:
   branch `ema`): DINO v1 hub files (`dino_vits16_pretrain.pth`, ...), DeiT (`{"model"}`, distilled
-  with `dist_token`), timm, and MAE encoder-only files (`mae_pretrain_vit_base.pth`); CLS readout
-  (mean through `fc_norm` when the model has one);
+  with `dist_token`), timm, MAE encoder-only files (`mae_pretrain_vit_base.pth`) and iBOT's released
+  teacher backbones (`checkpoint_teacher.pth`: the teacher has no `masked_embed`); CLS readout (mean
+  through `fc_norm` when the model has one);
 - `dino-vit`: DINO training checkpoints, `teacher` (`backbone.*`) / `student` (`module.backbone.*`);
 - `dinov2`: DINOv2 hub files (`mask_token`, `ls1/ls2`, optional `register_tokens`, ViT-g SwiGLU);
 - `mae`: MAE training checkpoints (`{"model"}` with the decoder: CLS readout, as MAE's linear
@@ -26,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from coanalysis.formats.base import IMAGENET, Adapter, Backbone, Checkpoint, child, is_tensor_dict, state_dict_at
+from coanalysis.formats.networks import NETWORKS, networks, take_network
 from coanalysis.formats.reading import plain
 from coanalysis.formats.vit_arch import is_vit, to_timm
 from coanalysis.trainer import UserError
@@ -109,34 +111,19 @@ TIMM_VIT = Adapter("timm-vit", "timm-named ViT state dict: DINO v1 hub files, De
 
 # ---- DINO and iBOT training checkpoints: teacher / student
 
-NETWORKS = ("teacher", "student")
-_BACKBONE = ("module.backbone.", "backbone.")
-
-
 def _networks_match(masked: bool):
     def match(ckpt: Checkpoint) -> int | None:
-        sds = [state_dict_at(ckpt.obj, b) for b in NETWORKS]
-        prefixes = [_prefix(sd, _BACKBONE) for sd in sds]
-        if None in prefixes:
+        found = networks(ckpt, is_vit)
+        if any(prefix is None for _, prefix in found):
             return None
-        has_masked = any(f"{p}masked_embed" in sd for sd, p in zip(sds, prefixes))
+        has_masked = any(f"{p}masked_embed" in sd for sd, p in found)
         return 92 if has_masked == masked else None
     return match
 
 
 def _networks_extract(method: str):
     def extract(ckpt: Checkpoint, branch: str | None) -> Backbone:
-        branch = branch or "teacher"
-        sd = state_dict_at(ckpt.obj, branch)
-        prefix = _prefix(sd, _BACKBONE)
-        if sd is None or prefix is None:
-            raise UserError(f"{ckpt.path} has no {branch} ViT under (module.)backbone.*")
-        backbone = take_vit(sd, prefix, f"{branch}['{prefix}*']", outer=f"{branch}.")
-        other = NETWORKS[1 - NETWORKS.index(branch)]
-        backbone.dropped += [f"{other}.{k}" for k in (state_dict_at(ckpt.obj, other) or {})]
-        backbone.branch = branch
-        args = plain(child(ckpt.obj, "args")) or {}
-        backbone.arch = args.get("arch") if isinstance(args.get("arch"), str) else None
+        backbone = take_network(ckpt, branch, is_vit, take_vit, "ViT under (module.)backbone.*")
         backbone.info = {"method": method, "epoch": child(ckpt.obj, "epoch"),
                          "num_heads": _heads_from_name(backbone.arch)}
         return backbone

@@ -26,7 +26,8 @@ def test_each_layout_loads_to_timm_features(layout, tmp_path):
     assert encoder.source.format == fmt and encoder.source.family == "vit"
     assert encoder.source.global_readout == readout and encoder.readout == readout
     check_features(encoder, model, readout)
-    assert encoder.source.dropped or layout in ("dino-hub", "mae-encoder")  # heads, decoders, MIM tokens, other copies are listed
+    # heads, decoders, MIM tokens, other copies are listed
+    assert encoder.source.dropped or layout in ("dino-hub", "mae-encoder")
     assert not any(k.startswith(("head.", "decoder_")) for k in encoder.backbone.state_dict())
 
 

@@ -103,8 +103,9 @@ def build(data: ReportData) -> Section | None:
                    "probe on G (%)", "centre vector (%)", "random vector (%)", "images", "pairs"], rows,
                   "r_null: the same statistic with each image's local vectors replaced by other images' at the same "
                   "positions (same N, P and map size; PROTOCOLS §12): G is the mean of the L it is compared with, so "
-                  "r is above 0 without any structure, the more so on small maps. A ViT's CLS token (G = the CLS token) "
-                  "is not computed from the final patch tokens: its r_null keeps each image's CLS and is about 0. "
+                  "r is above 0 without any structure, the more so on small maps. A ViT's CLS token (G = the CLS "
+                  "token) is not computed from the final patch tokens: its r_null keeps each image's CLS and is about "
+                  "0. "
                   "Similarities are mean ± std over images; single-vector accuracies use the model's probe unchanged, "
                   "on the same images as 'probe on G'; the random-vector accuracy is mean ± std over draws.")
     return Section("redundancy", "Redundancy of local representations",
