@@ -86,22 +86,22 @@ class ClassTokenViT(Encoder):
     """A ViT-shaped encoder with a CLS readout and known token statistics: per image (seeded by its
     pixels, as `RandomLocalBackbone`), standard-normal patch tokens on a side x side map and a class
     token drawn from another seed (`patches="independent"`: G unrelated to every local vector), or
-    every patch token equal to the class token (`patches="cls"`)."""
+    every patch token equal to the class token (`patches="cls"`). `readout="avg"`: G is the mean of
+    the patch tokens instead."""
 
     family = "vit"
-    readout = "cls"
 
-    def __init__(self, patches: str, channels: int = 64, side: int = 4):
+    def __init__(self, patches: str, channels: int = 64, side: int = 4, readout: str = "cls"):
         super().__init__(RandomLocalBackbone(channels, side), arch=f"cls-vit-{patches}", arch_kwargs={},
                          mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
-        self.patches = patches
+        self.patches, self.readout = patches, readout
 
     def forward_local_global(self, x: torch.Tensor, layer: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = self.backbone.forward_features(x)
         cls = self.backbone.forward_features(1 - x)[:, :, 0, 0]  # another seed: independent of `tokens`
         if self.patches == "cls":
             tokens = cls[:, :, None, None].expand_as(tokens).contiguous()
-        return tokens, cls
+        return tokens, cls if self.readout == "cls" else self.pool_map(tokens)
 
     def forward_local(self, x: torch.Tensor, layer: str | None = None) -> torch.Tensor:
         return self.forward_local_global(x)[0]

@@ -117,6 +117,14 @@ def test_cls_readout_independent_of_the_patches_sits_at_its_null_of_zero():
     assert abs(sim["local_to_global_null"]) < 0.01
 
 
+def test_vit_avg_readout_is_recomputed_in_the_null_as_a_mean():
+    # G = the mean of the patch tokens: the chance level is the mean readout's, 0.24 on 4x4 (not 0)
+    ctx = context(ClassTokenViT("independent", readout="avg"), data=noise_images(1000))
+    pairs = run_cell(ctx, RedundancyProtocol(n_images=1000, n_pairs=10000, bootstrap=100), "pairs")
+    assert pairs["global"] == "avg" and "avg readout of them" in pairs["null"]
+    assert pairs["pearson_r"] == pytest.approx(0.24, abs=0.04) and pairs["r_null"] == pytest.approx(0.24, abs=0.04)
+
+
 def test_patch_tokens_equal_to_the_cls_give_r_one_against_a_null_near_zero():
     ctx = context(ClassTokenViT("cls"), data=noise_images(512))
     pairs = run_cell(ctx, RedundancyProtocol(n_images=512, n_pairs=5000, bootstrap=100), "pairs")

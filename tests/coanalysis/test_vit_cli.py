@@ -53,5 +53,8 @@ def test_dino_vit_and_our_run_in_one_report(dino_file, tiny_runs, tmp_path):
     assert "dino_vit" in html and "tiny-byol" in html
     models = (tmp_path / "cmp" / "tables" / "models.md").read_text()
     assert "| image |" in models and "global: cls" in models
+    redundancy = json.loads((tmp_path / "cmp" / "dino_vit" / "redundancy.json").read_text())["cells"]["pairs"]
+    assert redundancy["global"] == "cls" and redundancy["r_null"] is not None
+    assert "dino_vit: local–global correlation" in html and "G = the CLS token" in html
     dropout = json.loads((tmp_path / "cmp" / "dino_vit" / "dropout.json").read_text())
     assert dropout["cells"]["spatial p=0"]["family"] == "vit"
