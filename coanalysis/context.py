@@ -10,6 +10,11 @@ emptied by `clear_caches()` before the next model: the evaluation images (`image
 maps (`local_maps`, the one way to get them), the ERF image sets, the corruption providers (with
 their look-ahead), the local maps' channel std of the feature-noise cells and a ViT's tokens
 for token dropout. How the corruption sources run (worker processes, cache folder) is the command's `CorruptionSettings`.
+
+Under torchrun a cell may be split over the ranks by images (`split`, see `coanalysis.image_split`):
+the correctness helpers then classify this rank's run of whole batches and return every image's
+correctness, joined in order, on every rank. `plan` says which cell this process computes after
+each one, and how it is split, so the corruption look-ahead produces the right one.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 from coanalysis.corruption.provider import CorruptionProvider
 from coanalysis.corruption.settings import CorruptionSettings
 from coanalysis.features import EvalData, FeatureCache, SubsetImages, to_input
+from coanalysis.image_split import ImageSplit
 from coanalysis.local_features import LocalMaps, extract_local_maps, resolve_layer, subset
 from coanalysis.probe import LinearProbe
 from coanalysis.sample_images import ImageSet
@@ -47,6 +53,9 @@ class EvalContext:
     cache: FeatureCache | None = None  # on-disk feature cache (local maps); None: no caching
     progress: bool = False  # show progress bars inside long cells
     corruption: CorruptionSettings = field(default_factory=CorruptionSettings)  # how corruption sources run
+    split: ImageSplit = field(default_factory=ImageSplit)  # this process's share of the cell's images (all)
+    # cell key -> (the cell this process computes next, its split), set by the runner; empty: the analysis's order
+    plan: dict[str, tuple[str, ImageSplit]] = field(default_factory=dict, repr=False)
     # ---- per-model caches shared between cells (emptied by `clear_caches`)
     subset_images: dict[int | None, SubsetImages] = field(default_factory=dict, repr=False)  # by n
     map_sets: dict[tuple[str, int, bool], LocalMaps] = field(default_factory=dict, repr=False)  # (layer, N, on device)
@@ -86,16 +95,15 @@ class EvalContext:
     def correctness(self, transform: ImageTransform | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(per-image correctness `(n,)` bool, dataset indices `(n,)`) of the probe on `data`, in
         the evaluation subset's order, after `transform` when given (see `coanalysis.stats`)."""
-        correct, ids = [], []
-        for images, labels, positions in self.data.batches(self.batch_size, self.workers):
+        correct, ids = [torch.zeros(0, dtype=torch.bool)], [torch.zeros(0, dtype=torch.long)]
+        rows = self.split.rows(len(self.data), self.batch_size)
+        for images, labels, positions in self.data.batches(self.batch_size, self.workers, rows):
             x = to_input(images, self.device)
             if transform is not None:
                 x = transform(x, positions)
             correct.append(self.logits(x).argmax(1).cpu() == labels)
             ids.append(self.data.indices[positions])
-        if not correct:
-            return torch.zeros(0, dtype=torch.bool), torch.zeros(0, dtype=torch.long)
-        return torch.cat(correct), torch.cat(ids)
+        return self.split.join(torch.cat(correct)), self.split.join(torch.cat(ids))
 
     # ---- shared by the robustness analyses: the evaluation images and local maps, kept once per context
 
@@ -144,16 +152,21 @@ class EvalContext:
     @torch.no_grad()
     def correctness_of_images(self, images: torch.Tensor, labels: torch.Tensor,
                               transform: ImageTransform | None = None,
-                              positions: torch.Tensor | None = None) -> torch.Tensor:
-        """Per-image correctness `(N,)` bool of `accuracy_of_images`, in the images' order."""
-        out = []
+                              positions: torch.Tensor | None = None, *, share: bool = False) -> torch.Tensor:
+        """Per-image correctness `(N,)` bool of `accuracy_of_images`, in the images' order. Split,
+        this process classifies its rows of `images` (all of them when `share`: the images are
+        already this process's rows) and every process's parts are joined."""
+        out = [torch.zeros(0, dtype=torch.bool)]
         positions = torch.arange(len(labels)) if positions is None else positions
+        if not share:
+            start, end = self.split.rows(len(labels), self.batch_size)
+            images, labels, positions = images[start:end], labels[start:end], positions[start:end]
         for start in range(0, len(labels), self.batch_size):
             x = to_input(images[start:start + self.batch_size], self.device)
             if transform is not None:
                 x = transform(x, positions[start:start + self.batch_size])
             out.append(self.logits(x).argmax(1).cpu() == labels[start:start + self.batch_size])
-        return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
+        return self.split.join(torch.cat(out))
 
     def local_maps(self, n: int | None = None, layer: str | None = None, *, on_device: bool = False) -> LocalMaps:
         """The local maps of the first `n` images of the evaluation subset's seeded permutation (all
@@ -205,10 +218,11 @@ class EvalContext:
     def correctness_from_maps(self, pool: MapPooling) -> torch.Tensor:
         """Per-image correctness `(N,)` bool of `accuracy_from_maps`, in the maps' order."""
         local = self.local_maps(on_device=True)
-        out = []
-        for start in range(0, len(local.labels), self.batch_size):
+        out = [torch.zeros(0, dtype=torch.bool)]
+        first, end = self.split.rows(len(local.labels), self.batch_size)
+        for start in range(first, end, self.batch_size):
             chunk = slice(start, start + self.batch_size)
             with autocast(self.device, self.precision):
                 features = pool(local.maps[chunk], local.positions[chunk])
             out.append(self.probe(features.float()).argmax(1).cpu() == local.labels[chunk])
-        return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
+        return self.split.join(torch.cat(out))

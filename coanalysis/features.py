@@ -85,14 +85,18 @@ class EvalData:
             self._fingerprint = digest.hexdigest()
         return self._fingerprint
 
-    def batches(self, batch_size: int, workers: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def batches(self, batch_size: int, workers: int = 0,
+                rows: tuple[int, int] | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """`(uint8 images (B, 3, H, W), labels (B,), positions (B,))`; undecodable files are dropped.
 
         `positions` index into this subset (0..len-1), so per-image seeds stay fixed whatever the
-        batch size.
+        batch size. `rows` (start, end) takes only those rows of the subset (start on a batch
+        boundary keeps a single pass's batches).
         """
-        offset = 0
-        for images, labels in iterate_batches(self.dataset, batch_size, indices=self.indices, workers=workers):
+        start, end = rows if rows is not None else (0, len(self.indices))
+        offset = start
+        for images, labels in iterate_batches(self.dataset, batch_size, indices=self.indices[start:end],
+                                              workers=workers):
             positions = torch.arange(offset, offset + len(labels))
             offset += len(labels)
             keep = labels != UNDECODABLE

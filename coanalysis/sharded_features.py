@@ -1,6 +1,6 @@
 """The probe's features extracted over the torchrun ranks, one run of whole batches per rank.
 
-Before rank 0 fits the probe (`pipeline.shared_probe`), every rank extracts the global features of
+Before rank 0 fits the probe (`probe_fitting.shared_probe`), every rank extracts the global features of
 a contiguous run of whole batches of the training (and evaluation) subset and caches it as a shard
 entry in the feature cache. Rank 0 then joins the shards, in order, into the entry a single process
 would have written, and `extract_features` reads it back. The shards start on batch boundaries, so
@@ -16,14 +16,8 @@ from typing import Any, Callable
 import torch
 
 from coanalysis.features import EvalData, _valid_hit, extract_features, feature_identity
+from coanalysis.image_split import batch_rows
 from coanalysis.probe import LinearProbe
-
-
-def _rows(n: int, batch_size: int, rank: int, world: int) -> tuple[int, int]:
-    """Rows [start, end) of rank `rank`: whole batches, as evenly spread as they go."""
-    batches = -(-n // batch_size)
-    first, last = rank * batches // world, (rank + 1) * batches // world
-    return min(first * batch_size, n), min(last * batch_size, n)
 
 
 def _shard(data: EvalData, start: int, end: int) -> EvalData:
@@ -48,11 +42,11 @@ def extract_over_ranks(session, encoder, datasets: list[EvalData], needed: bool)
                                  encoder=source.loading())
         if rank is None:
             return whole
-        start, end = _rows(len(data), session.batch_size, rank, shards.world)
+        start, end = batch_rows(len(data), session.batch_size, rank, shards.world)
         return {**whole, "shard": [start, end], "batch_size": session.batch_size}
 
     for data in datasets:
-        start, end = _rows(len(data), session.batch_size, shards.rank, shards.world)
+        start, end = batch_rows(len(data), session.batch_size, shards.rank, shards.world)
         if end > start:
             cache.put(ident(data, shards.rank), extract(_shard(data, start, end)))
     shards.meet()
@@ -61,7 +55,7 @@ def extract_over_ranks(session, encoder, datasets: list[EvalData], needed: bool)
     for data in datasets:
         parts = []
         for rank in range(shards.world):
-            start, end = _rows(len(data), session.batch_size, rank, shards.world)
+            start, end = batch_rows(len(data), session.batch_size, rank, shards.world)
             if end > start:
                 hit = cache.get(ident(data, rank))
                 parts.append(hit if _valid_hit(hit, end - start) else extract(_shard(data, start, end)))

@@ -10,6 +10,13 @@ is split in one of two ways (`assign_models` picks):
   corruption and mask seeds) are exactly a single process's. After each round rank 0 gathers the
   cells and writes the result: it is the only writer, and a killed job resumes from the last
   finished round. The probe is fitted once, by rank 0, and sent to the others.
+  **Within a cell**: the cells left over for a last, partial round (all of them when there are
+  fewer cells than ranks: one large PGD or 224 px corruption cell, say) would leave ranks idle, so
+  for the analyses whose cells classify images (`Analysis.splits_images`: noise, crops,
+  corruptions, dropout, PGD) each of them is computed by every rank together instead
+  (`split_rounds`, `Shards.together`): rank r classifies (and generates) its run of whole batches
+  of the cell's images (`coanalysis.image_split`) and the per-image results are joined in order,
+  so the cell is again exactly a single process's, and rank 0 writes it.
 - **models**: with at least as many models as ranks, rank r takes models r, r + N, ... and runs
   them as one process would, writing their files itself (the results folder and the caches must
   then be shared by every node).
@@ -31,6 +38,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from coanalysis.image_split import ImageSplit
 from coanalysis.trainer_io import UserError
 
 _PREFIX = "coanalysis"
@@ -114,6 +122,17 @@ class Shards:
                 if "error" in part:
                     raise UserError(part["error"])
             yield {key: parts[i]["cell"] for i, key in enumerate(batch)}
+
+    def together(self, compute: Callable[[ImageSplit], dict]) -> dict:
+        """`compute(split)` run by every rank on its share of one cell's images (`split`); the cell,
+        the same on every rank. A `UserError` on one rank is raised on every rank."""
+        split = ImageSplit(self.rank, self.world, self.gather if self.world > 1 else None)
+        try:
+            return compute(split)
+        except UserError as e:  # the others wait in an exchange of the cell: they get the error there
+            if self.world > 1:
+                self._post(self._key(self._next(), self.rank), b"E" + str(e).encode())
+            raise
 
     def meet(self) -> None:
         """Wait until every rank gets here (however long they take, while they are alive)."""
@@ -226,6 +245,15 @@ def leave_shards() -> None:
     shutdown_distributed()
 
 
+def split_rounds(keys: Sequence[str], world: int, splittable: bool) -> tuple[list[str], list[str]]:
+    """(the cells dealt out whole in rounds of `world`, the cells every rank computes together):
+    the cells left over for a last, partial round, when the analysis can split a cell's images."""
+    if world == 1 or not splittable:
+        return list(keys), []
+    whole = len(keys) - len(keys) % world
+    return list(keys[:whole]), list(keys[whole:])
+
+
 def assign_models(shards: Shards, models: Iterable) -> tuple[list, Shards]:
     """(the models this rank runs, the `Shards` their cells are split over): with at least as many
     models as ranks each rank takes its own models and runs them alone; else every rank takes every
@@ -253,4 +281,4 @@ def load_on_main(shards: Shards, store, model: str, analysis: str):
     return Result.from_json(data, str(store.path(model, analysis))) if data is not None else None
 
 
-__all__ = ["Shards", "assign_models", "join_shards", "joined", "leave_shards", "load_on_main"]
+__all__ = ["Shards", "assign_models", "join_shards", "joined", "leave_shards", "load_on_main", "split_rounds"]

@@ -30,6 +30,9 @@ class Analysis:
     # the protocol `coanalysis demo` runs, per preset ("cpu" must keep the whole demo under
     # 10 minutes on 2 cores); None: the demo skips this analysis
     demo: Callable[[str], Any] | None = None
+    # its cells classify images through the context's correctness helpers (or split their batches
+    # themselves, as PGD does): under torchrun one cell's images may be split over the ranks
+    splits_images: bool = False
 
 
 def _corruptions_demo(preset: str) -> corruptions.CorruptionProtocol:
@@ -64,22 +67,22 @@ def _bagssl_demo(preset: str) -> bagssl.BagSSLProtocol:
 
 ANALYSES: dict[str, Analysis] = {
     "noise": Analysis("noise", "Gaussian noise (PROTOCOLS 3)", noise.NoiseProtocol, noise.cells, noise.run_cell,
-                      condition_fields=("sigmas",), demo=lambda preset: noise.NoiseProtocol()),
+                      condition_fields=("sigmas",), demo=lambda preset: noise.NoiseProtocol(), splits_images=True),
     "corruptions": Analysis("corruptions", "Common corruptions (PROTOCOLS 4)", corruptions.CorruptionProtocol,
                             corruptions.cells, corruptions.run_cell, condition_fields=("corruptions", "severities"),
-                            demo=_corruptions_demo),
+                            demo=_corruptions_demo, splits_images=True),
     "dropout": Analysis("dropout", "Internal corruption of the local map (PROTOCOLS 5)", dropout.DropoutProtocol,
                         dropout.cells, token_dropout.run_any_cell,  # ViTs: tokens (PROTOCOLS 13)
                         condition_fields=("spatial_ps", "channel_ps", "noise_alphas"),
-                        demo=lambda preset: dropout.DropoutProtocol()),
+                        demo=lambda preset: dropout.DropoutProtocol(), splits_images=True),
     "pgd": Analysis("pgd", "PGD adversarial robustness (PROTOCOLS 6)", pgd.PGDProtocol, pgd.cells, pgd.run_cell,
-                    condition_fields=("linf_eps", "l2_eps"), demo=_pgd_demo),
+                    condition_fields=("linf_eps", "l2_eps"), demo=_pgd_demo, splits_images=True),
     "autoattack": Analysis("autoattack", "AutoAttack adversarial robustness", autoattack.AutoAttackProtocol,
                            autoattack.cells, autoattack.run_cell, condition_fields=("linf_eps", "l2_eps")),
     "shift": Analysis("shift", "Distribution shift: ImageNet-R, -A, -Sketch, -V2, -3DCC", shift.ShiftProtocol,
                       shift.cells, shift.run_cell, condition_fields=("sets", "corruptions", "severities")),
     "crops": Analysis("crops", "Crop-scale accuracy (PROTOCOLS 7)", crops.CropProtocol, crops.cells, crops.run_cell,
-                      condition_fields=("scales",), demo=lambda preset: crops.CropProtocol()),
+                      condition_fields=("scales",), demo=lambda preset: crops.CropProtocol(), splits_images=True),
     "redundancy": Analysis("redundancy", "Redundancy of local representations (PROTOCOLS 8)",
                            redundancy.RedundancyProtocol, redundancy.cells, redundancy.run_cell,
                            demo=_redundancy_demo),

@@ -7,7 +7,8 @@ pre-rendered ImageNet-C / CIFAR-10-C / CIFAR-100-C / Tiny-ImageNet-C set); while
 classified, the next one is produced in the background. A (corruption, severity) a pre-rendered
 set lacks becomes a cell marked `missing` with the reason. The worker processes and the cache
 folder come from the context's `CorruptionSettings` (set by the command), not the protocol: they
-change the speed, never the bytes.
+change the speed, never the bytes. A cell split over torchrun ranks (`ctx.split`) generates and
+classifies only this rank's rows of the images; the look-ahead follows the runner's `ctx.plan`.
 
 The derived numbers (mean accuracy over the standard cells, CE and mCE against a baseline or
 AlexNet) are computed from stored cells by `coanalysis.derived.corruptions`.
@@ -26,6 +27,7 @@ from coanalysis.corruption.provider import CorruptionProvider
 from coanalysis.corruption.settings import default_corruption_cache
 from coanalysis.corruption.sources import make_source
 from coanalysis.derived.corruptions import cell_key, parse_key
+from coanalysis.image_split import ImageSplit
 from coanalysis.stats import correctness_record
 
 
@@ -66,12 +68,30 @@ def _provider(ctx: EvalContext, protocol: CorruptionProtocol) -> CorruptionProvi
     return ctx.corruption_providers[key]
 
 
-def run_cell(ctx: EvalContext, protocol: CorruptionProtocol, key: str) -> dict[str, Any]:
+def _rows(ctx: EvalContext, protocol: CorruptionProtocol, split: ImageSplit) -> tuple[int, int] | None:
+    """The rows of a split cell's images this process generates (None: all of them; a pre-rendered
+    set is read whole and only its classification split)."""
+    if split.whole or protocol.source != "imagecorruptions":
+        return None
+    return split.rows(len(ctx.images(protocol.n)), ctx.batch_size)
+
+
+def _prefetch_following(ctx: EvalContext, protocol: CorruptionProtocol, key: str) -> None:
+    """Start producing the corrupted cell this process computes after `key` (the runner's plan,
+    else the next in the analysis's order)."""
     keys = cells(protocol)
-    following = keys[keys.index(key) + 1] if keys.index(key) + 1 < len(keys) else None
+    if key in ctx.plan:
+        following = ctx.plan[key]
+    else:
+        i = keys.index(key)
+        following = (keys[i + 1], ctx.split) if i + 1 < len(keys) else None
+    if following is not None and following[0] != "clean":
+        _provider(ctx, protocol).prefetch(*parse_key(following[0]), _rows(ctx, protocol, following[1]))
+
+
+def run_cell(ctx: EvalContext, protocol: CorruptionProtocol, key: str) -> dict[str, Any]:
     if key == "clean":
-        if following is not None:  # generate the first corrupted cell while the clean one is classified
-            _provider(ctx, protocol).prefetch(*parse_key(following))
+        _prefetch_following(ctx, protocol, key)  # generate the next corrupted cell while the clean one is classified
         subset = ctx.images(protocol.n)
         correct = ctx.correctness_of_images(subset.images, subset.labels)
         n = len(correct)
@@ -83,14 +103,13 @@ def run_cell(ctx: EvalContext, protocol: CorruptionProtocol, key: str) -> dict[s
             cell.update(undecodable_count=len(skipped), undecodable=skipped[:50])
         return cell
     corruption, severity = parse_key(key)
-    provider = _provider(ctx, protocol)
-    got = provider.get(corruption, severity)
-    if following is not None:
-        provider.prefetch(*parse_key(following))
+    rows = _rows(ctx, protocol, ctx.split)
+    got = _provider(ctx, protocol).get(corruption, severity, rows)
+    _prefetch_following(ctx, protocol, key)
     if not isinstance(got, Corrupted):
         return {"corruption": corruption, "severity": severity, "accuracy": None, "n": 0, "missing": True,
                 "reason": got.reason}
-    correct = ctx.correctness_of_images(got.images, got.labels)
+    correct = ctx.correctness_of_images(got.images, got.labels, share=rows is not None)
     n = len(correct)
     # generated cells hold the clean subset's images in its order; a pre-rendered set is identified
     # by its labels in file order (the same set and protocol give the same order for every model)

@@ -12,7 +12,8 @@ exceeds epsilon; epsilon = 0 leaves every image unchanged and equals the clean a
 
 foolbox draws the random start from torch's global generator; it is seeded per (seed, cell,
 first image position of the batch) inside `torch.random.fork_rng`, so results are reproducible
-for a given batch size (recorded) and the caller's random state is untouched. This module is the
+for a given batch size (recorded), also when a cell's batches are split over torchrun ranks, and
+the caller's random state is untouched. This module is the
 only caller of foolbox.
 """
 
@@ -133,15 +134,18 @@ def attack_subset(ctx: EvalContext, n: int | None, seed: int, key: str, norm: st
                   attack: BatchAttack) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Run `attack` batch by batch on the seeded subset of `n` images with `model`'s parameters
     frozen; each batch's RNG is forked and seeded from (seed, cell, first image position), so a
-    cell's result does not depend on what ran before it. Returns (robust `(n,)` bool,
-    clean-correct `(n,)` bool, largest perturbation norm). Shared by PGD and AutoAttack."""
+    cell's result does not depend on what ran before it, nor on a split of its batches over torchrun
+    ranks (`ctx.split`: this rank attacks its run of whole batches, the results are joined).
+    Returns (robust `(n,)` bool, clean-correct `(n,)` bool, largest perturbation norm). Shared by
+    PGD and AutoAttack."""
     subset = ctx.images(n)
     condition = zlib.crc32(key.encode())
     devices = [ctx.device.index or 0] if ctx.device.type == "cuda" else []
-    robust, clean = [], []
+    robust, clean = [torch.zeros(0, dtype=torch.bool)], [torch.zeros(0, dtype=torch.bool)]
     largest = 0.0
+    first, end = ctx.split.rows(len(subset), ctx.batch_size)
     with frozen(model):
-        for start in range(0, len(subset), ctx.batch_size):
+        for start in range(first, end, ctx.batch_size):
             rows = slice(start, start + ctx.batch_size)
             x = to_input(subset.images[rows], ctx.device)
             y = subset.labels[rows].to(ctx.device)
@@ -155,9 +159,8 @@ def attack_subset(ctx: EvalContext, n: int | None, seed: int, key: str, norm: st
             largest = max(largest, float(perturbation_norms(x, x_adv, norm).max()))
             clean.append(correct.cpu())
             robust.append((correct & still).cpu())
-    if not robust:
-        return torch.zeros(0, dtype=torch.bool), torch.zeros(0, dtype=torch.bool), 0.0
-    return torch.cat(robust), torch.cat(clean), largest
+    split = ctx.split
+    return split.join(torch.cat(robust)), split.join(torch.cat(clean)), split.largest(largest)
 
 
 def _attack(ctx: EvalContext, protocol: PGDProtocol, key: str,

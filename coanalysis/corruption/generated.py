@@ -15,6 +15,7 @@ from typing import Any
 from coanalysis.corruption.names import MIN_SIDE, corruption_seed, library_version
 from coanalysis.corruption.outcome import Corrupted, EvalImages, to_nchw, to_nhwc
 from coanalysis.corruption.pool import corrupt_images, start_pool
+from coanalysis.features import SubsetImages
 
 
 class GeneratedSource:
@@ -30,13 +31,19 @@ class GeneratedSource:
         if self.workers > 1:
             start_pool(self.workers)
 
-    def identity(self, corruption: str, severity: int) -> dict[str, Any]:
-        return {"kind": "corrupted-images", "version": 1, "data": self.ctx.data.describe(), "n": self.n,
-                "corruption": corruption, "severity": severity, "seed": self.seed,
-                "generator": f"imagecorruptions-imaug {library_version()}", "min_side": MIN_SIDE}
+    def identity(self, corruption: str, severity: int, rows: tuple[int, int] | None = None) -> dict[str, Any]:
+        ident = {"kind": "corrupted-images", "version": 1, "data": self.ctx.data.describe(), "n": self.n,
+                 "corruption": corruption, "severity": severity, "seed": self.seed,
+                 "generator": f"imagecorruptions-imaug {library_version()}", "min_side": MIN_SIDE}
+        return ident if rows is None else {**ident, "rows": list(rows)}
 
-    def produce(self, corruption: str, severity: int) -> Corrupted:
+    def produce(self, corruption: str, severity: int, rows: tuple[int, int] | None = None) -> Corrupted:
+        """The cell's images (rows [start, end) of the subset only, when given: the same bytes as
+        those rows of the whole cell, every image having its own seed)."""
         subset = self.ctx.images(self.n)
+        if rows is not None:
+            start, end = rows
+            subset = SubsetImages(subset.images[start:end], subset.labels[start:end], subset.positions[start:end])
         seeds = [corruption_seed(self.seed, corruption, severity, int(p)) for p in subset.positions]
         out = corrupt_images(to_nhwc(subset.images), corruption, severity, seeds, self.workers)
         side = min(subset.images.shape[-2:])

@@ -112,6 +112,28 @@ def test_cache_returns_the_generated_bytes_and_prefetch_matches(tmp_path):
     assert not torch.equal(seed0.images, seed1.images)  # the seed is part of the cache key
 
 
+def test_the_rows_of_a_split_cell_are_the_whole_cells_rows_cached_apart(tmp_path):
+    """A torchrun rank's share of a cell (rows [start, end)): the same bytes as those rows of the whole
+    cell, cached as an entry of its own, and sliced from the whole cell's entry once that is cached."""
+    ctx = context(load_dataset("synthetic", "test"), n=9)
+    whole = CorruptionProvider(GeneratedSource(ctx, 9, 0, 1), tmp_path / "whole").get("gaussian_noise", 2)
+    parts = CorruptionProvider(GeneratedSource(ctx, 9, 0, 1), tmp_path / "parts")
+    parts.prefetch("gaussian_noise", 2, (0, 4))
+    first, second = parts.get("gaussian_noise", 2, (0, 4)), parts.get("gaussian_noise", 2, (4, 9))
+    assert torch.equal(torch.cat([first.images, second.images]), whole.images)
+    assert torch.equal(torch.cat([first.labels, second.labels]), whole.labels)
+    source = GeneratedSource(ctx, 9, 0, 1)
+
+    def refuse(*args):
+        raise AssertionError("the cache should have answered")
+
+    source.produce = refuse
+    assert torch.equal(CorruptionProvider(source, tmp_path / "parts").get("gaussian_noise", 2, (4, 9)).images,
+                       second.images)  # its own entry
+    assert torch.equal(CorruptionProvider(source, tmp_path / "whole").get("gaussian_noise", 2, (2, 7)).images,
+                       whole.images[2:7])  # sliced from the whole cell
+
+
 def test_names_and_groups():
     assert check_names(["standard"]) == STANDARD and check_names(["all"]) == ALL
     assert check_names(["fog", "weather"]) == ("fog", "snow", "frost")

@@ -1,6 +1,8 @@
 """Analyses on `torchrun --nproc_per_node 2` (gloo, CPU) against one process: the same results files,
 timings aside; a dead or frozen rank stops the other within --dist-timeout; a job killed with -9
-resumes from its finished cells. Both sides run with one thread, so their kernels match."""
+resumes from its finished cells; the cells left over for a last, partial round are split over the
+ranks by images and still give one process's numbers. Both sides run with one thread, so their
+kernels match."""
 
 from __future__ import annotations
 
@@ -15,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from coanalysis.sharding import Shards, assign_models
+import torch
+
+from coanalysis.image_split import ImageSplit
+from coanalysis.sharding import Shards, assign_models, split_rounds
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "GIT_PYTHON_REFRESH": "quiet"}
@@ -48,16 +53,17 @@ def _results(out: Path) -> dict[str, object]:
     return files
 
 
-def _same_as_one_process(tmp_path: Path, args: list[str]) -> dict[str, object]:
-    """Each side with its own caches, so that the ranks extract their features and corrupt their cells."""
+def _same_as_one_process(tmp_path: Path, args: list[str]) -> tuple[dict[str, object], str]:
+    """(the two-rank results, its output); each side with its own caches, so that the ranks extract
+    their features and corrupt their cells."""
     one, two = tmp_path / "one", tmp_path / "two"
     _coanalysis([*args, "--out", str(one)], ranks=1, cache=tmp_path / "cache-one")
-    _coanalysis([*args, "--out", str(two)], ranks=2, cache=tmp_path / "cache-two")
+    done = _coanalysis([*args, "--out", str(two)], ranks=2, cache=tmp_path / "cache-two")
     expected, got = _results(one), _results(two)
     assert sorted(got) == sorted(expected)
     for name in expected:
         assert got[name] == expected[name], name
-    return got
+    return got, done.stdout
 
 
 def test_shards_deal_round_robin_and_models_go_to_ranks_when_there_are_enough():
@@ -70,32 +76,62 @@ def test_shards_deal_round_robin_and_models_go_to_ranks_when_there_are_enough():
     assert list(Shards().deal(["x", "y"], lambda k: {"k": k})) == [{"x": {"k": "x"}}, {"y": {"k": "y"}}]
 
 
+def test_the_cells_of_a_last_partial_round_are_split_by_images_when_the_analysis_allows():
+    keys = ["a", "b", "c", "d", "e"]
+    assert split_rounds(keys, 2, True) == (["a", "b", "c", "d"], ["e"])
+    assert split_rounds(keys, 8, True) == ([], keys)  # fewer cells than ranks: every cell split
+    assert split_rounds(keys, 5, True) == (keys, [])
+    assert split_rounds(keys, 2, False) == (keys, [])
+    assert split_rounds(keys, 1, True) == (keys, [])
+
+
+def test_an_image_split_joins_the_ranks_parts_in_rank_order():
+    from coanalysis.image_split import _to_bytes
+
+    posted = {}  # what rank 1 sent, as the exchange returns it to rank 0
+    split = ImageSplit(rank=0, world=2, exchange=lambda mine: [mine, posted["rank 1"]])
+    assert split.rows(100, 16) == (0, 48) and ImageSplit(rank=1, world=2, exchange=print).rows(100, 16) == (48, 100)
+    posted["rank 1"] = _to_bytes(torch.tensor([True, False, True]))
+    assert split.join(torch.tensor([False, False])).tolist() == [False, False, True, False, True]
+    posted["rank 1"] = _to_bytes(torch.tensor(0.5, dtype=torch.float64))
+    assert split.largest(0.25) == 0.5
+    part = torch.tensor([1, 2])
+    assert ImageSplit().join(part) is part and ImageSplit().rows(7, 2) == (0, 7)  # whole: everything, unchanged
+
+
 def test_feature_shards_are_whole_batches_covering_the_subset_in_order():
-    from coanalysis.sharded_features import _rows
+    from coanalysis.image_split import batch_rows
 
     for n, batch, world in ((100, 16, 2), (100, 16, 3), (5, 16, 2), (64, 16, 4), (1000, 256, 8)):
-        rows = [_rows(n, batch, r, world) for r in range(world)]
+        rows = [batch_rows(n, batch, r, world) for r in range(world)]
         assert rows[0][0] == 0 and rows[-1][1] == n
         assert all(a[1] == b[0] for a, b in zip(rows, rows[1:]))  # contiguous, in rank order
         assert all(start % batch == 0 for start, _ in rows)  # every shard starts on a batch boundary
 
 
-def test_noise_and_pgd_on_two_ranks_equal_one_process(tiny_runs, tmp_path):
-    """PGD's random start is seeded per (seed, cell, first image of the batch): a cell stays whole on one rank."""
-    got = _same_as_one_process(tmp_path, [
+def test_cells_dealt_and_a_cell_split_by_images_on_two_ranks_equal_one_process(tiny_runs, tmp_path):
+    """Noise: a round of two cells dealt whole, the third split over both ranks by images (64 images
+    in batches of 16: two batches each); PGD: its one cell (and the convergence re-run at 2x the
+    steps) split, each batch keeping its seeded random start. Corruptions and dropout: the slow test."""
+    got, out = _same_as_one_process(tmp_path, [
         "robustness", "--ckpt", str(tiny_runs["byol"]), "--name", "byol", "--only", "noise,pgd",
-        "--sigmas", "0,0.2,0.4",
-        "--eps", "linf=0,2/255,4/255", "--steps", "2", *COMMON])
+        "--sigmas", "0,0.2,0.4", "--eps", "linf=4/255", "--steps", "2", *COMMON])
     assert len(got["byol/noise.json"]["cells"]) == 3 and got["byol/pgd.json"]["complete"]
+    assert got["byol/pgd.json"]["cells"]["linf eps=4/255"]["convergence"]["steps"] == 4
+    for analysis, dealt in (("noise", 2), ("pgd", 0)):
+        assert f"byol/{analysis}: {dealt} cells dealt over 2 ranks, 1 split over them by images" in out
 
 
 @pytest.mark.slow
 def test_corruptions_and_dropout_on_two_ranks_equal_one_process(tiny_runs, tmp_path):
-    _same_as_one_process(tmp_path, [
+    """Seven cells each: three rounds dealt, the last cell split (gaussian_noise/4: each rank generates and
+    classifies its half of the 32 images)."""
+    _, out = _same_as_one_process(tmp_path, [
         "robustness", "--ckpt", str(tiny_runs["co-byol"]), "--name", "co", "--only", "corruptions,dropout",
         "--corruptions", "fog,contrast,gaussian_noise", "--severities", "1,4", "--corruption-n", "32", "--workers", "1",
         "--masks", "2", "--spatial-ps", "0,0.5,1-1/hw",
         "--channel-ps", "0,0.5", "--noise-alphas", "0,1", *COMMON])
+    assert "co/corruptions: 6 cells dealt over 2 ranks, 1 split" in out and "co/dropout: 6 cells dealt" in out
 
 
 @pytest.mark.slow
@@ -110,7 +146,7 @@ def test_redundancy_and_erf_on_two_ranks_equal_one_process(tiny_runs, tmp_path):
 
 @pytest.mark.slow
 def test_two_models_go_one_to_each_rank_and_equal_one_process(tiny_runs, tmp_path):
-    got = _same_as_one_process(tmp_path, [
+    got, _ = _same_as_one_process(tmp_path, [
         "robustness", "--ckpt", str(tiny_runs["byol"]), "--ckpt", str(tiny_runs["co-byol"]), "--name", "byol",
         "--name", "co", "--only", "noise,crops", "--sigmas", "0,0.3", "--scales", "1,0.5", *COMMON])
     assert {"byol/noise.json", "co/noise.json", "byol/crops.json", "co/crops.json"} <= set(got)
