@@ -11,6 +11,9 @@
 
 Features of a layer are its local map averaged over positions `(N, C)`; the local effective rank
 takes the individual local vectors of the last map `(N h w, C)` (a seeded subsample of rows).
+Under torchrun (`split`, `coanalysis.image_split`) every rank extracts a run of whole batches of
+the images; the pooled features are joined in order and each rank sends only the sampled local
+vectors it holds, so rank 0 gets exactly a single process's features and sample.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+
+from coanalysis.image_split import ImageSplit
 
 EPS = 1e-7  # RankMe's epsilon (Garrido et al.)
 
@@ -71,26 +76,46 @@ def rankme(z: torch.Tensor) -> float:
     return float(torch.exp(-(p * p.log()).sum()))
 
 
-def sample_local_vectors(maps: torch.Tensor, rows: int, seed: int) -> torch.Tensor:
-    """At most `rows` local vectors `(rows, C)` drawn without replacement from maps `(N, C, h, w)`."""
-    vectors = maps.permute(0, 2, 3, 1).reshape(-1, maps.shape[1])
-    if len(vectors) <= rows:
-        return vectors
-    g = torch.Generator().manual_seed(seed)
-    return vectors[torch.randperm(len(vectors), generator=g)[:rows]]
+def sample_local_vectors(maps: torch.Tensor, rows: int, seed: int, split: ImageSplit = ImageSplit()) -> torch.Tensor:
+    """At most `rows` local vectors `(rows, C)` drawn without replacement from maps `(N, C, h, w)`.
+    Split, `maps` are this rank's images (rows of the whole `N` in rank order, maybe none): the
+    vectors of every rank's maps, drawn as from their concatenation, on every rank."""
+    if split.whole:
+        vectors = maps.permute(0, 2, 3, 1).reshape(-1, maps.shape[1])
+        if len(vectors) <= rows:
+            return vectors
+        g = torch.Generator().manual_seed(seed)
+        return vectors[torch.randperm(len(vectors), generator=g)[:rows]]
+    shapes = split.join(torch.tensor([list(maps.shape) if maps.numel() else [0, 0, 0, 0]]))  # (world, 4)
+    n, (c, h, w) = int(shapes[:, 0].sum()), next(s[1:].tolist() for s in shapes if s[0] > 0)
+    total = n * h * w
+    chosen = torch.arange(total) if total <= rows else \
+        torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:rows]
+    start = int(shapes[:split.rank, 0].sum()) * h * w
+    mine = torch.nonzero((chosen >= start) & (chosen < start + len(maps) * h * w)).flatten()
+    vectors = maps.permute(0, 2, 3, 1).reshape(-1, c)[chosen[mine] - start] if len(mine) \
+        else torch.zeros(0, c, dtype=maps.dtype)
+    places = split.join(mine)  # where in the draw each rank's vectors go
+    out = torch.empty(len(chosen), c, dtype=maps.dtype)
+    out[places] = split.join(vectors)
+    return out
 
 
 @torch.no_grad()
 def layer_features(encoder, data, layers: Sequence[str], *, device: torch.device, batch_size: int,
-                   precision: str, workers: int = 0) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+                   precision: str, workers: int = 0,
+                   split: ImageSplit = ImageSplit()) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """({layer: pooled features (N, C) float32}, last layer's maps (N, C, h, w) float16, dataset positions (N,))
-    of the decodable images of `data`, in its order."""
+    of the decodable images of `data`, in its order. Split, each rank extracts its rows; the pooled
+    features and positions are every rank's, joined, the maps this rank's alone (see
+    `sample_local_vectors`)."""
     from coanalysis.features import to_input
     from coanalysis.trainer import autocast
 
-    pooled: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
-    last, positions = [], []
-    for images, _, pos in data.batches(batch_size, workers):
+    empty = torch.zeros(0)
+    pooled: dict[str, list[torch.Tensor]] = {layer: [empty] for layer in layers}
+    last, positions = [empty.half()], [torch.zeros(0, dtype=torch.long)]
+    for images, _, pos in data.batches(batch_size, workers, split.rows(len(data), batch_size)):
         x = to_input(images, device)
         with autocast(device, precision):
             maps = encoder.forward_maps(x, layers)
@@ -98,7 +123,8 @@ def layer_features(encoder, data, layers: Sequence[str], *, device: torch.device
             pooled[layer].append(m.float().mean(dim=(2, 3)).cpu())
         last.append(maps[-1].half().cpu())
         positions.append(pos)
-    return {k: torch.cat(v) for k, v in pooled.items()}, torch.cat(last), torch.cat(positions)
+    return ({k: split.join(torch.cat(v)) for k, v in pooled.items()}, torch.cat(last),
+            split.join(torch.cat(positions)))
 
 
 def cka_matrices(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], batch: int) -> dict[str, list[list[float]]]:

@@ -64,11 +64,14 @@ def run(args: argparse.Namespace) -> None:
     from coanalysis.local_features import resolve_layer, subset
     from coanalysis.pipeline import eval_data, model_names, open_model
     from coanalysis.results import Result
+    from coanalysis.image_split import ImageSplit
     from coanalysis.similarity import cka_matrices, layer_features, rankme, sample_local_vectors
     from coanalysis.trainer_io import UserError
 
     _check(args)
     session = session_from_args(args)
+    shards = session.shards  # under torchrun every rank extracts its share of each model's images
+    split = ImageSplit(shards.rank, shards.world, shards.gather) if shards.world > 1 else ImageSplit()
     wanted = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
     models, seen = {}, None
     for ckpt, name in zip(args.ckpt, model_names(args.ckpt, args.name)):
@@ -81,15 +84,19 @@ def run(args: argparse.Namespace) -> None:
             raise UserError(f"{name} is evaluated on other images ({which}) than the first model ({seen}); "
                             "pass --dataset so every model sees the same images")
         seen = which
-        pooled, last, _ = layer_features(encoder, data, layers, device=session.device, batch_size=session.batch_size,
-                                         precision=session.precision, workers=session.workers)
-        local = sample_local_vectors(last.float(), args.local_rows, args.similarity_seed)
+        pooled, last, positions = layer_features(encoder, data, layers, device=session.device,
+                                                 batch_size=session.batch_size, precision=session.precision,
+                                                 workers=session.workers, split=split)
+        local = sample_local_vectors(last.float(), args.local_rows, args.similarity_seed, split)
         g, l_rank = rankme(pooled[layers[-1]]), rankme(local)
         rank = {"rankme_global": g, "rankme_local": l_rank, "local_over_global": l_rank / g if g else None,
-                "n": len(last), "local_rows": len(local), "layer": layers[-1], "dims": pooled[layers[-1]].shape[1]}
+                "n": len(positions), "local_rows": len(local), "layer": layers[-1],
+                "dims": pooled[layers[-1]].shape[1]}
         models[name] = (encoder.source, layers, pooled, rank, data, time.perf_counter() - t0)
         encoder.cpu()
     proto = protocol_json(args)
+    if not shards.is_main:  # rank 0 holds every feature: it alone computes CKA and writes
+        return
     for name, (source, layers, pooled, rank, data, seconds) in models.items():
         t0 = time.perf_counter()
         cells = {"rank": rank}

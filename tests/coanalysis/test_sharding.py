@@ -145,6 +145,15 @@ def test_redundancy_and_erf_on_two_ranks_equal_one_process(tiny_runs, tmp_path):
 
 
 @pytest.mark.slow
+def test_similarity_on_two_ranks_equals_one_process(tiny_runs, tmp_path):
+    """Each rank extracts half of the 60 images (batches of 16: 32 and 28) of both models; rank 0 joins
+    the pooled features and the drawn local vectors and computes CKA and RankMe as one process does."""
+    _same_as_one_process(tmp_path, [
+        "similarity", "--ckpt", str(tiny_runs["byol"]), "--ckpt", str(tiny_runs["co-byol"]), "--name", "byol",
+        "--name", "co", "--n-images", "60", "--cka-batch", "16", "--local-rows", "300", *COMMON])
+
+
+@pytest.mark.slow
 def test_two_models_go_one_to_each_rank_and_equal_one_process(tiny_runs, tmp_path):
     got, _ = _same_as_one_process(tmp_path, [
         "robustness", "--ckpt", str(tiny_runs["byol"]), "--ckpt", str(tiny_runs["co-byol"]), "--name", "byol",

@@ -61,6 +61,27 @@ def test_local_vectors_are_a_seeded_subsample_of_positions():
     assert a.shape == (10, 3) and torch.equal(a, b)
 
 
+@pytest.mark.parametrize("rows", [5, 1000])
+def test_local_vectors_drawn_over_ranks_are_those_of_the_whole_maps(rows):
+    """Each rank holds its images' maps (here rank 0 of two, seven images and three); the draw is the
+    one from their concatenation, in the same order."""
+    from coanalysis.image_split import ImageSplit, _from_bytes, _to_bytes
+
+    maps = torch.randn(10, 3, 2, 2)
+    mine, theirs = maps[:7], maps[7:]
+    chosen = torch.randperm(40, generator=torch.Generator().manual_seed(3))[:rows] if rows < 40 else torch.arange(40)
+    in_theirs = torch.nonzero(chosen >= 28).flatten()
+    replies = iter([torch.tensor([[3, 3, 2, 2]]), in_theirs,
+                    theirs.permute(0, 2, 3, 1).reshape(-1, 3)[chosen[in_theirs] - 28]])
+
+    def exchange(blob: bytes) -> list[bytes]:  # rank 1's side of each exchange, after rank 0's own
+        return [blob, _to_bytes(next(replies))]
+
+    drawn = sample_local_vectors(mine, rows, 3, ImageSplit(rank=0, world=2, exchange=exchange))
+    assert torch.equal(drawn, sample_local_vectors(maps, rows, 3))
+    assert _from_bytes(_to_bytes(drawn)).shape == drawn.shape
+
+
 def test_similarity_command_writes_results_and_a_report_section(tiny_runs, tmp_path):
     runs = ["--ckpt", str(tiny_runs["byol"]), "--ckpt", str(tiny_runs["co-byol"]), "--name", "byol", "--name", "co"]
     out = run_cli("coanalysis", "similarity", *runs, "--n-images", "64", "--cka-batch", "32",
