@@ -112,13 +112,14 @@ def test_feature_shards_are_whole_batches_covering_the_subset_in_order():
 def test_cells_dealt_and_a_cell_split_by_images_on_two_ranks_equal_one_process(tiny_runs, tmp_path):
     """Noise: a round of two cells dealt whole, the third split over both ranks by images (64 images
     in batches of 16: two batches each); PGD: its one cell (and the convergence re-run at 2x the
-    steps) split, each batch keeping its seeded random start. Corruptions and dropout: the slow test."""
+    steps) split, each batch keeping its seeded random start; crops: its one cell split. Corruptions
+    and dropout: the slow test."""
     got, out = _same_as_one_process(tmp_path, [
-        "robustness", "--ckpt", str(tiny_runs["byol"]), "--name", "byol", "--only", "noise,pgd",
-        "--sigmas", "0,0.2,0.4", "--eps", "linf=4/255", "--steps", "2", *COMMON])
+        "robustness", "--ckpt", str(tiny_runs["byol"]), "--name", "byol", "--only", "noise,pgd,crops",
+        "--sigmas", "0,0.2,0.4", "--eps", "linf=4/255", "--steps", "2", "--scales", "0.5", *COMMON])
     assert len(got["byol/noise.json"]["cells"]) == 3 and got["byol/pgd.json"]["complete"]
     assert got["byol/pgd.json"]["cells"]["linf eps=4/255"]["convergence"]["steps"] == 4
-    for analysis, dealt in (("noise", 2), ("pgd", 0)):
+    for analysis, dealt in (("noise", 2), ("pgd", 0), ("crops", 0)):
         assert f"byol/{analysis}: {dealt} cells dealt over 2 ranks, 1 split over them by images" in out
 
 
