@@ -36,10 +36,12 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-from coanalysis.image_split import ImageSplit
 from coanalysis.trainer_io import UserError
+
+if TYPE_CHECKING:  # this module stays torch-free: `coanalysis report` imports it
+    from coanalysis.image_split import ImageSplit
 
 _PREFIX = "coanalysis"
 _BEAT_S = 1.0
@@ -126,6 +128,8 @@ class Shards:
     def together(self, compute: Callable[[ImageSplit], dict]) -> dict:
         """`compute(split)` run by every rank on its share of one cell's images (`split`); the cell,
         the same on every rank. A `UserError` on one rank is raised on every rank."""
+        from coanalysis.image_split import ImageSplit
+
         split = ImageSplit(self.rank, self.world, self.gather if self.world > 1 else None)
         try:
             return compute(split)
