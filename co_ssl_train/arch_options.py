@@ -13,7 +13,7 @@ from __future__ import annotations
 from co_ssl_train.models import ARCHS, select_options
 from co_ssl_train.models.vit_spec import SIZES as VIT_SIZES
 
-VIT_FIELDS = ("vit_patch_size", "vit_dim", "vit_depth", "vit_heads")
+VIT_FIELDS = ("vit_patch_size", "vit_dim", "vit_depth", "vit_heads", "drop_path")
 
 
 def is_vit(arch: str) -> bool:
@@ -41,7 +41,9 @@ def checks(cfg, image_size: int | None) -> list[tuple[bool, str]]:
     """The (ok, message) checks of the ViT flags, for `TrainConfig.validate` (their ranges are in
     config.RANGES); those that need the training image size only when it is given."""
     out = [(cfg.freeze_last_layer == 0 or cfg.method in ("dino", "co-dino"),
-            "--freeze-last-layer applies to dino and co-dino (their prototype layer)")]
+            "--freeze-last-layer applies to dino and co-dino (their prototype layer)"),
+           (cfg.norm_last_layer or cfg.method in ("dino", "co-dino"),
+            "--no-norm-last-layer applies to dino and co-dino (their prototype layer)")]
     if not is_vit(cfg.arch):
         given = [f for f in VIT_FIELDS if getattr(cfg, f)]
         out.append((not given, f"--{given[0].replace('_', '-')} applies to ViTs (vit_tiny, vit_small, vit_base); "

@@ -77,6 +77,9 @@ class TrainConfig:
     vit_heads: int = opt(0, "ViTs: attention heads (0: the size's; must divide the width)", "model")
     global_readout: str = opt("cls", "ViTs: the global representation, the class token ('cls', DINO) or the mean "
                               "of the patch tokens ('avg')", "model", choices=("cls", "avg"), flag="--global")
+    drop_path: float = newer_opt(0.0, "ViTs: stochastic depth rate of the trained (student / online) encoder, block i "
+                                 "dropping its residual branches per sample with probability rate * i / (depth - 1); "
+                                 "momentum targets have none (DINO: 0.1, teacher none; 0: off)", "model")
 
     # method
     method: str = opt("co-byol", "SSL method (co-ssl-train methods lists them)", "method")
@@ -98,6 +101,9 @@ class TrainConfig:
     dino_center_momentum: float = opt(0.9, "DINO center EMA momentum", "method")
     head_bn: bool = opt(True, "DINO / CO-DINO: BatchNorm between the head's layers; --no-head-bn gives DINO's "
                         "ViT head (Linear + GELU, use_bn_in_head=False)", "method")
+    norm_last_layer: bool = newer_opt(True, "DINO / CO-DINO: the prototype layer's rows kept at unit norm (weight norm, "
+                                      "g fixed at 1); --no-norm-last-layer trains g too, from 1: better features but "
+                                      "less stable (DINO: False with vit_small, True with vit_base)", "method")
     vicreg_sim: float = opt(25.0, "VICReg / BagSSL invariance weight lambda", "method")
     vicreg_var: float = opt(25.0, "VICReg / BagSSL variance weight mu, on v(z_a) + v(z_b) as in the paper and "
                             "solo-learn; the official VICReg code averages the two terms instead, which "
@@ -332,6 +338,7 @@ RANGES: dict[str, Number] = {
     "save_every": NON_NEGATIVE_INT, "threads": NON_NEGATIVE_INT, "lars_eta": POSITIVE,
     "vit_patch_size": NON_NEGATIVE_INT, "vit_dim": NON_NEGATIVE_INT, "vit_depth": NON_NEGATIVE_INT,
     "vit_heads": NON_NEGATIVE_INT, "min_lr": NON_NEGATIVE, "clip_grad": NON_NEGATIVE, "freeze_last_layer": NON_NEGATIVE,
+    "drop_path": Number(float, low=0, high=1, high_open=True),
 }
 
 

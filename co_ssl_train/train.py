@@ -27,7 +27,7 @@ from co_ssl_train.data import ImageDataset, get_spec, load_dataset
 from co_ssl_train.device import autocast, resolve_device, resolve_precision
 from co_ssl_train.errors import UserError
 from co_ssl_train.knn import embed, knn_accuracy, seeded_indices
-from co_ssl_train.methods import MethodSpec, get_method
+from co_ssl_train.methods import MethodSpec, build_method, get_method
 from co_ssl_train.methods.bagssl import bag_of_patches
 from co_ssl_train.optim import build_optimizer, clip_gradients, param_groups, set_lr_wd
 from co_ssl_train.options import writable_dir
@@ -148,7 +148,7 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> Path:
     if local is not None and cfg.local_grid > h:
         raise UserError(f"--local-grid {cfg.local_grid} is larger than the {h}x{h} {cfg.local_layer} map of "
                         f"{cfg.arch} at {cfg.image_size} px; use at most {h}")
-    method = spec.build(encoder, cfg).to(device)
+    method = build_method(spec, encoder, cfg).to(device)  # --drop-path: in the trained encoder only
     if cfg.sync_bn:
         if ctx.backend != "nccl":
             raise UserError("--sync-bn needs torchrun on GPUs (nccl); drop it for CPU or single-process runs")
@@ -175,7 +175,8 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> Path:
     method_schedules = spec.schedules(cfg, total_steps, steps_per_epoch) if spec.schedules else {}
     stop_step = min(total_steps, cfg.max_steps or total_steps)
     freeze_steps = round(cfg.freeze_last_layer * steps_per_epoch)
-    last_layer = tuple(p for name, p in method.named_parameters() if name.endswith("prototypes") and p.requires_grad)
+    last_layer = tuple(p for name, p in method.named_parameters()  # DINO's last_layer: its v and (trained) g
+                       if name.endswith(("prototypes", "prototypes_g")) and p.requires_grad)
 
     # ---- resume --------------------------------------------------------------------------------
     # each rank augments its own images with its own stream; rank 0's is the single-process one
@@ -201,6 +202,8 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> Path:
             print(f"resuming with {ctx.world_size} processes instead of {streams.shape[0]}: augmentation streams "
                   "are re-seeded, so the run is no longer bit-identical to an uninterrupted one")
         torch.set_rng_state(state["rng"]["torch"].cpu())
+        if "cuda" in state["rng"] and device.type == "cuda":  # --drop-path draws from the device's stream
+            torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), device)
         step, created = int(state["step"]), state.get("created")
         history = list(state["history"]) if "history" in state else checkpoint.read_log(run_dir)
         if step >= stop_step:
@@ -217,7 +220,8 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> Path:
             return
         state = {"schema_version": checkpoint.SCHEMA_VERSION, "step": step, "created": created or "",
                  "method": method.state_dict(), "optimizer": optimizer.state_dict(), "history": history,
-                 "rng": {"augment": torch.stack(streams), "torch": torch.get_rng_state()}}
+                 "rng": {"augment": torch.stack(streams), "torch": torch.get_rng_state(),
+                         **({"cuda": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {})}}
         meta = checkpoint.training_meta(
             cfg, spec, dataset_info=dataset.info.to_json(), encoder=encoder, plan=plan, local=local, stage=stage,
             epoch=epoch_done, step=step, total_steps=total_steps, metrics=metrics,

@@ -3,8 +3,8 @@
 The optimization follows DINO's ViT training (facebookresearch/dino, main_dino.py and its README):
 AdamW, lr 5e-4 per 256 images with a 10-epoch linear warm-up and a cosine to 1e-6, weight decay
 0.04 -> 0.4 by a cosine, per-tensor gradient clipping at 3.0. DINO / CO-DINO take DINO's ViT head
-and schedule (no BatchNorm in the head, 2048-256 MLP, prototypes frozen in the first epoch, EMA
-0.996 -> 1, teacher temperature 0.04 -> 0.07 over 30 epochs, 2 global crops of scale (0.4, 1) plus
+and schedule (no BatchNorm in the head, 2048-256 MLP, prototypes frozen in the first epoch, stochastic
+depth 0.1 in the student, the prototype layer normed for vit_base only, EMA 0.996 -> 1, teacher temperature 0.04 -> 0.07 over 30 epochs, 2 global crops of scale (0.4, 1) plus
 8 local crops of scale (0.05, 0.4)); MoCo v3 takes its ViT-S values (facebookresearch/moco-v3,
 CONFIG.md). BYOL, SimCLR, VICReg and BagSSL have no published ViT recipe: they keep their heads
 and temperatures from the ResNet recipes, under DINO's ViT optimization ("ours").
@@ -75,6 +75,17 @@ VIT_RECIPES: dict[str, tuple[str, tuple[Setting, ...], dict[str, tuple[Setting, 
 }
 
 
+def _dino_vit(arch: str) -> tuple[Setting, ...]:
+    """DINO's settings that depend on the ViT: stochastic depth in the student, and whether the prototype
+    layer is normed (main_dino.py's --norm_last_layer help: False with vit_small, True with vit_base)."""
+    if arch == "vit_base":
+        normed: Setting = ("--norm-last-layer", None, "DINO (--norm_last_layer help: True with vit_base)")
+    else:
+        normed = ("--no-norm-last-layer", None, "DINO (--norm_last_layer help: False with vit_small)"
+                  + ("" if arch == "vit_small" else "; vit_tiny as vit_small: ours"))
+    return (("--drop-path", "0.1", "DINO (drop_path_rate, student only)"), normed)
+
+
 def is_vit_arch(arch: str | None) -> bool:
     return arch in VIT_ARCHS
 
@@ -84,4 +95,5 @@ def vit_recipe(name: str, arch: str) -> tuple[str, tuple[Setting, ...], dict[str
     if name not in VIT_RECIPES:
         return None
     description, common, per_method = VIT_RECIPES[name]
+    per_method = {m: (*s, *_dino_vit(arch)) if m in ("dino", "co-dino") else s for m, s in per_method.items()}
     return f"{description} ({arch})", (("--arch", arch, "-"), *common), per_method

@@ -60,7 +60,8 @@ def _dino(co: bool):
     def build(encoder: Encoder, cfg) -> nn.Module:
         return dino.DINO(encoder, proj_hidden=cfg.proj_hidden, proj_dim=cfg.proj_dim, prototypes=cfg.dino_prototypes,
                          student_temp=cfg.dino_student_temp, center_momentum=cfg.dino_center_momentum,
-                         teacher_temp=cfg.dino_teacher_temp, local=local_settings(cfg, co), head_bn=cfg.head_bn)
+                         teacher_temp=cfg.dino_teacher_temp, local=local_settings(cfg, co), head_bn=cfg.head_bn,
+                         norm_last_layer=cfg.norm_last_layer)
     return build
 
 
@@ -103,3 +104,12 @@ def get_method(name: str) -> MethodSpec:
     if name not in METHODS:
         raise UserError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
     return METHODS[name]
+
+
+def build_method(spec: MethodSpec, encoder: Encoder, cfg) -> nn.Module:
+    """`spec.build(encoder, cfg)`, then `--drop-path` stochastic depth in the trained encoder only: the
+    momentum targets were copied from it before, so they have none (DINO's teacher has none)."""
+    method = spec.build(encoder, cfg)
+    if cfg.drop_path > 0:
+        method.encoder.set_drop_path(cfg.drop_path)
+    return method

@@ -14,7 +14,9 @@ multi-crop, the local branch uses the two global views.
 
 Ours, where we differ from DINO's code: by default the head's MLP has BatchNorm between its layers
 (as the other heads here, for CNN backbones); `--no-head-bn` gives DINO's ViT head (Linear + GELU,
-`use_bn_in_head=False`). Freezing the last layer (`--freeze-last-layer`, DINO: 1 epoch) and
+`use_bn_in_head=False`); `--no-norm-last-layer` trains the prototype rows' norms g (DINO's
+`norm_last_layer=False`; the teacher's g is the EMA of the student's, as in DINO, whose teacher
+loads the student's state). Freezing the last layer (`--freeze-last-layer`, DINO: 1 epoch) and
 per-tensor gradient clipping (`--clip-grad`, DINO: 3.0) are training-loop options (train.py), off by
 default and on in the ViT recipes.
 """
@@ -75,12 +77,12 @@ class DINO(nn.Module):
 
     def __init__(self, encoder: Encoder, *, proj_hidden: int, proj_dim: int, prototypes: int,
                  student_temp: float = 0.1, center_momentum: float = 0.9, teacher_temp: float = 0.07,
-                 local: LocalSettings | None = None, head_bn: bool = True):
+                 local: LocalSettings | None = None, head_bn: bool = True, norm_last_layer: bool = True):
         super().__init__()
         c = encoder.num_features
 
         def make_head(in_dim: int) -> DINOHead:
-            return DINOHead(in_dim, proj_hidden, proj_dim, prototypes, bn=head_bn)
+            return DINOHead(in_dim, proj_hidden, proj_dim, prototypes, bn=head_bn, norm_last_layer=norm_last_layer)
 
         self.encoder = encoder
         self.head = make_head(c)

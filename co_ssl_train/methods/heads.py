@@ -38,18 +38,26 @@ class MLP(nn.Sequential):
 
 class DINOHead(nn.Module):
     """DINO's head: MLP to a bottleneck, l2-normalization, then a weight-normalized linear layer to
-    `prototypes` logits (the last layer's weight rows are kept at unit norm, DINO's
-    `norm_last_layer=True`). `(N, in) -> (N, prototypes)`; `bn=False` as DINO's ViT head."""
+    `prototypes` logits, weight `g * v / ||v||` per row (DINO's `weight_norm` last layer). With
+    `norm_last_layer=True` (DINO's default) g is fixed at 1, so the rows keep unit norm and there is no
+    `prototypes_g` parameter; with False, `prototypes_g (prototypes, 1)` is trained from 1 (decayed like
+    DINO's `weight_g`, a 2-d tensor). `(N, in) -> (N, prototypes)`; `bn=False` as DINO's ViT head."""
 
-    def __init__(self, in_dim: int, hidden: int, bottleneck: int, prototypes: int, layers: int = 3, bn: bool = True):
+    def __init__(self, in_dim: int, hidden: int, bottleneck: int, prototypes: int, layers: int = 3, bn: bool = True,
+                 norm_last_layer: bool = True):
         super().__init__()
         self.mlp = MLP(in_dim, hidden, bottleneck, layers=layers, bn=bn)
-        self.prototypes = nn.Parameter(torch.empty(prototypes, bottleneck))
+        self.prototypes = nn.Parameter(torch.empty(prototypes, bottleneck))  # v: the rows' directions
         nn.init.trunc_normal_(self.prototypes, std=0.02)
+        self.register_parameter("prototypes_g", None if norm_last_layer else nn.Parameter(torch.ones(prototypes, 1)))
+
+    def last_layer_weight(self) -> torch.Tensor:
+        """The prototype layer's weight `(prototypes, bottleneck)`: `g * v / ||v||` row by row."""
+        weight = F.normalize(self.prototypes, dim=-1)
+        return weight if self.prototypes_g is None else weight * self.prototypes_g
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.normalize(self.mlp(x), dim=-1)
-        return F.linear(x, F.normalize(self.prototypes, dim=-1))
+        return F.linear(F.normalize(self.mlp(x), dim=-1), self.last_layer_weight())
 
 
 def per_position(head: nn.Module, local: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from timm.layers import SwiGLUPacked
+from timm.layers import DropPath, SwiGLUPacked
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
@@ -114,6 +114,15 @@ class ViT(VisionTransformer):
     def receptive_field(self, layer: str | None = None) -> None:
         return None  # self-attention: every token sees the whole image
 
+    def set_drop_path(self, rate: float) -> None:
+        """Stochastic depth for training: block i drops its two residual branches per sample with
+        probability `rate * i / (depth - 1)` in train mode (timm's and DINO's linear rule; kept
+        samples are scaled by 1 / keep). Eval mode and `rate=0` are the plain forward. No parameters."""
+        rates = torch.linspace(0, rate, len(self.blocks)).tolist()
+        for block, r in zip(self.blocks, rates):
+            block.drop_path1 = DropPath(r) if r > 0 else nn.Identity()
+            block.drop_path2 = DropPath(r) if r > 0 else nn.Identity()
+
     # ---- readouts
 
     def read_out(self, tokens: torch.Tensor, readout: str | None = None,
@@ -181,6 +190,10 @@ class ViTEncoder(Encoder):
     @property
     def num_features(self) -> int:
         return self.backbone.embed_dim
+
+    def set_drop_path(self, rate: float) -> None:
+        """Stochastic depth of rate `rate` in the blocks (training only; see `ViT.set_drop_path`)."""
+        self.backbone.set_drop_path(rate)
 
     @property
     def global_features(self) -> int:

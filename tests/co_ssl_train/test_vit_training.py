@@ -201,17 +201,20 @@ VIT_TRAIN = {**TINY, **VIT_CFG, "arch": "vit_tiny", "batch_size": 16, "subset": 
 
 @pytest.mark.parametrize("method", ["co-dino", pytest.param("co-byol", marks=pytest.mark.slow)])
 def test_vit_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, method):
-    """2 + 2 steps equal 4 straight; with co-dino also DINO's frozen last layer: 2 steps an epoch and
-    --freeze-last-layer 1 leave the prototypes as they were for 2 steps (the teacher, an EMA of them,
-    stays equal to them), and step 3 moves them."""
+    """2 + 2 steps equal 4 straight; co-dino with DINO's ViT-S head settings (stochastic depth 0.1,
+    trained row norms g) also checks the frozen last layer: 2 steps an epoch and --freeze-last-layer 1
+    leave the prototypes and their g as they were for 2 steps (the teacher, an EMA of them, stays
+    equal to them), and step 3 moves them."""
     base = {**VIT_TRAIN, "method": method, "out": str(tmp_path)}
     if method == "co-dino":
-        base.update(head_bn=False, freeze_last_layer=1.0, local_crops=2)
+        base.update(head_bn=False, freeze_last_layer=1.0, local_crops=2, drop_path=0.1, norm_last_layer=False)
     train(TrainConfig(**{**base, "max_steps": 4}, run_name="straight"))
     train(TrainConfig(**{**base, "max_steps": 2}, run_name="resumed"))
     if method == "co-dino":
         two = torch.load(tmp_path / "resumed" / "state.pt", weights_only=True)["method"]
         assert torch.equal(two["head.prototypes"], two["target_head.prototypes"])
+        assert torch.equal(two["head.prototypes_g"], torch.ones(32, 1)) and torch.equal(two["local.head.prototypes_g"],
+                                                                                         torch.ones(32, 1))
         assert not torch.equal(two["head.mlp.0.weight"], two["target_head.mlp.0.weight"])  # the rest trains
     train(TrainConfig(**{**base, "max_steps": 4}, run_name="resumed", resume=True))
     a = load_file(str(tmp_path / "straight" / "encoder.safetensors"))
@@ -222,6 +225,7 @@ def test_vit_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, met
     assert all(torch.equal(sa["method"][k], sb["method"][k]) for k in sa["method"])
     if method == "co-dino":
         assert not torch.equal(sa["method"]["head.prototypes"], sa["method"]["target_head.prototypes"])
+        assert not torch.equal(sa["method"]["head.prototypes_g"], torch.ones(32, 1))
 
 
 def test_a_vit_run_records_patch_tokens_and_readout_and_coanalysis_loads_it(tmp_path):
