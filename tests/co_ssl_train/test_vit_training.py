@@ -297,8 +297,11 @@ def test_vit_recipes_name_a_source_for_every_setting():
 
 @pytest.mark.slow
 def test_vit_kill_9_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
-    """co-dino on a tiny ViT, killed with SIGKILL at random moments and resumed each time, ends with
-    exactly the weights of a run that was never interrupted."""
+    """co-dino on a tiny ViT with DINO's ViT-S head settings (stochastic depth, trained g), killed with
+    SIGKILL at random moments of training (each kill lands after the run has checkpointed a new step and
+    before its end: checked) and resumed each time, ends with exactly the weights, teacher, heads and
+    optimizer state of a run that was never interrupted."""
+    import json
     import random
     import subprocess
     import sys
@@ -306,29 +309,48 @@ def test_vit_kill_9_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_pa
 
     from co_ssl_train.checkpoint import load_run_encoder, load_state
 
+    total = 32  # 256 images / 16 per batch * 2 epochs
+
     def args(name: str) -> list[str]:
         return [sys.executable, "-m", "co_ssl_train", "--method", "co-dino", "--dataset", "synthetic", "--arch",
                 "vit_tiny", "--vit-patch-size", "8", "--vit-dim", "24", "--vit-depth", "2", "--vit-heads", "2",
                 "--proj-hidden", "32", "--proj-dim", "16", "--dino-prototypes", "32", "--no-head-bn",
-                "--optimizer", "adamw", "--lr", "1e-3", "--clip-grad", "3", "--freeze-last-layer", "1",
-                "--batch-size", "16", "--subset", "128", "--epochs", "2", "--save-every", "1", "--no-progress",
-                "--device", "cpu", "--threads", "1", "--out", str(tmp_path), "--run-name", name, "--resume"]
+                "--drop-path", "0.1", "--no-norm-last-layer", "--optimizer", "adamw", "--lr", "1e-3",
+                "--clip-grad", "3", "--freeze-last-layer", "1", "--batch-size", "16", "--subset", "256",
+                "--epochs", "2", "--save-every", "1", "--no-progress", "--device", "cpu", "--threads", "1",
+                "--out", str(tmp_path), "--run-name", name, "--resume"]
+
+    def meta_step() -> int:
+        try:
+            return int(json.loads((run / "meta.json").read_text())["step"])
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            return 0
 
     rng = random.Random(0)
     run = tmp_path / "k"
+    done_steps = 0
     for _ in range(3):
         proc = subprocess.Popen(args("k"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 300
-        while not (run / "meta.json").exists() and time.time() < deadline:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 3.0))
+        while meta_step() <= done_steps and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.3))  # inside a step or a checkpoint write
         proc.kill()
         proc.wait()
-        load_run_encoder(run)
+        load_run_encoder(run)  # whatever the moment, the run directory loads
+        step = int(load_state(run)["step"])
+        assert done_steps < step < total, (done_steps, step)  # this process trained, and was killed mid-run
+        done_steps = step
     for name in ("k", "straight"):
         done = subprocess.run(args(name), capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr
-    assert int(load_state(run)["step"]) == 16  # 128 images / 16 per batch * 2 epochs
+    assert int(load_state(run)["step"]) == total
     a = load_file(str(tmp_path / "straight" / "encoder.safetensors"))
     b = load_file(str(run / "encoder.safetensors"))
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    sa, sb = load_state(tmp_path / "straight"), load_state(run)
+    assert sa["method"].keys() == sb["method"].keys() and "head.prototypes_g" in sa["method"]
+    assert all(torch.equal(sa["method"][k], sb["method"][k]) for k in sa["method"])
+    moments = [(sa["optimizer"]["state"][i], sb["optimizer"]["state"][i]) for i in sa["optimizer"]["state"]]
+    assert moments and all(torch.equal(x[k], y[k]) for x, y in moments for k in x)  # AdamW's step and moments
+    assert torch.equal(sa["rng"]["torch"], sb["rng"]["torch"])  # drop path's draws: the same stream
