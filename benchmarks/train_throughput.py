@@ -16,13 +16,17 @@ The issue's GPU targets (recorded in the JSON): full/bare >= 0.85, CO-BYOL/BYOL 
 
 `--vit` adds the Vision Transformer rows (`vit_rows` in the JSON): DINO and CO-DINO (DINO's ViT head
 without BatchNorm, AdamW, gradient clipping at 3.0, as the ViT recipes) on ViT-S/16 at 224 px and
-ViT-tiny/4 at 32 px; targets full/bare >= 0.85 and CO-DINO/DINO >= 0.9 on GPU.
+ViT-tiny/4 at 32 px; targets full/bare >= 0.85 and CO-DINO/DINO >= 0.9 on GPU. Their blocks interleave
+the two methods and modes in every repeat (see `vit_measure`), so the ratios hold under a drifting load.
 
     python benchmarks/train_throughput.py                 # ResNet-18, 32 px, batch 512 (GPU sizes)
     python benchmarks/train_throughput.py --quick         # a small smoke run
     python benchmarks/train_throughput.py --arch resnet10 --width 16 --batch-size 256 \\
         --proj-hidden 512 --proj-dim 128 --threads 1      # the CPU demo's network
     python benchmarks/train_throughput.py --vit --vit-batch-size 128   # + ViT-S/16 224 px, ViT-tiny/4 32 px
+    python benchmarks/train_throughput.py --vit-only --vit-batch-size 4,32 --vit-steps 2 --vit-warmup 1 \
+        --repeats 3 --vit-dataset-size 64 --threads 2 --out benchmarks/results/train_throughput-vit-cpu.json
+                                                          # the ViT rows on a 2-core CPU
 
 Writes `benchmarks/results/train_throughput-<device>.json` (atomically) unless `--out` says otherwise.
 """
@@ -45,7 +49,7 @@ from co_ssl_train.arch_options import arch_options  # noqa: E402
 from co_ssl_train.atomic import write_json_atomic  # noqa: E402
 from co_ssl_train.config import TrainConfig  # noqa: E402
 from co_ssl_train.data import DatasetInfo, ImageDataset  # noqa: E402
-from co_ssl_train.methods import METHODS  # noqa: E402
+from co_ssl_train.methods import METHODS, build_method  # noqa: E402
 from co_ssl_train.models import build_encoder  # noqa: E402
 from co_ssl_train.optim import build_optimizer, param_groups  # noqa: E402
 from co_ssl_train.schedules import ema_momentum, warmup_cosine  # noqa: E402
@@ -83,7 +87,7 @@ def build(cfg: TrainConfig, device: torch.device):
     spec = METHODS[cfg.method]
     torch.manual_seed(cfg.seed)
     encoder = build_encoder(cfg.arch, arch_options(cfg))
-    method = spec.build(encoder, cfg).to(device)
+    method = build_method(spec, encoder, cfg).to(device)
     if use_channels_last(cfg, device):
         method = method.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg.optimizer, param_groups(method.online_modules()), cfg.lr, cfg.weight_decay)
@@ -91,71 +95,88 @@ def build(cfg: TrainConfig, device: torch.device):
     return spec, method, optimizer, model
 
 
-def measure(cfg: TrainConfig, device: torch.device, precision: str, steps: int, warmup: int, repeats: int,
-            dataset_size: int) -> dict:
-    spec, method, optimizer, model = build(cfg, device)
-    method.train()
-    cl = use_channels_last(cfg, device)
-    plan = spec.views(cfg)
-    g = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (dataset_size, 3, cfg.image_size, cfg.image_size), dtype=torch.uint8, generator=g)
-    info = DatasetInfo(name="random", split="train", num_classes=10, image_size=cfg.image_size, source="benchmark")
-    dataset = ImageDataset(images.to(device), torch.zeros(dataset_size, dtype=torch.long), [str(i) for i in range(10)],
-                           info)
-    total = (warmup + steps) * repeats * 2 + warmup
-    lr = warmup_cosine(cfg.lr * cfg.batch_size / 256, 0.0, total, warmup_steps=0)
-    ema = ema_momentum(cfg.ema, total)
-    momentum = spec.momentum
-    schedules = spec.schedules(cfg, total, max(1, dataset_size // cfg.batch_size)) if spec.schedules else {}
-    aug = torch.Generator().manual_seed(1)
-    fixed = [v.to(device) for v in make_views(dataset.images[:cfg.batch_size].cpu(), plan, aug, cl)]
-    fixed = [torch.rand_like(v).contiguous(memory_format=torch.channels_last) if cl else torch.rand_like(v)
-             for v in fixed]
-    counter = {"step": 0, "epoch": 0}
-    batches = iter(())
+class Runner:
+    """One method built as `train` builds it, on random uint8 images kept on the device: `run(n, full)`
+    times n steps, full (the trainer's hot path) or bare (fixed device-resident float views), and
+    returns images/s. Its schedules span `total` steps."""
 
-    def next_images() -> torch.Tensor:
-        nonlocal batches
+    def __init__(self, cfg: TrainConfig, device: torch.device, precision: str, total: int, dataset_size: int):
+        self.cfg, self.device, self.precision = cfg, device, precision
+        self.spec, self.method, self.optimizer, self.model = build(cfg, device)
+        self.method.train()
+        self.cl = use_channels_last(cfg, device)
+        self.plan = self.spec.views(cfg)
+        g = torch.Generator().manual_seed(0)
+        images = torch.randint(0, 256, (dataset_size, 3, cfg.image_size, cfg.image_size), dtype=torch.uint8,
+                               generator=g)
+        info = DatasetInfo(name="random", split="train", num_classes=10, image_size=cfg.image_size, source="benchmark")
+        self.dataset = ImageDataset(images.to(device), torch.zeros(dataset_size, dtype=torch.long),
+                                    [str(i) for i in range(10)], info)
+        self.dataset_size = dataset_size
+        self.lr = warmup_cosine(cfg.lr * cfg.batch_size / 256, 0.0, total, warmup_steps=0)
+        self.ema = ema_momentum(cfg.ema, total)
+        self.schedules = (self.spec.schedules(cfg, total, max(1, dataset_size // cfg.batch_size))
+                          if self.spec.schedules else {})
+        self.aug = torch.Generator().manual_seed(1)
+        fixed = [v.to(device) for v in make_views(self.dataset.images[:cfg.batch_size].cpu(), self.plan, self.aug,
+                                                  self.cl)]
+        self.fixed = [torch.rand_like(v).contiguous(memory_format=torch.channels_last) if self.cl
+                      else torch.rand_like(v) for v in fixed]
+        self.step, self.epoch, self.batches = 0, 0, iter(())
+
+    def next_images(self) -> torch.Tensor:
         while True:
             try:
-                return next(batches)
+                return next(self.batches)
             except StopIteration:
-                order = batch_indices(dataset_size, cfg.batch_size, cfg.seed, counter["epoch"])
-                counter["epoch"] += 1
-                batches = epoch_batches(dataset, order, 0, device, 0)
+                order = batch_indices(self.dataset_size, self.cfg.batch_size, self.cfg.seed, self.epoch)
+                self.epoch += 1
+                self.batches = epoch_batches(self.dataset, order, 0, self.device, 0)
 
-    def run(n: int, full: bool) -> float:
-        sums: dict[str, torch.Tensor] = {}
-        sync(device)
+    def run(self, n: int, full: bool) -> float:
+        cfg, sums = self.cfg, {}
+        sync(self.device)
         t0 = time.perf_counter()
         for _ in range(n):
-            s = counter["step"]
-            views = make_views(next_images(), plan, aug, cl) if full else fixed
-            loss, logs = training_step(model, method, optimizer, views, lr=float(lr[s]), weight_decay=cfg.weight_decay,
-                                       momentum=float(ema[s]) if momentum else None,
-                                       schedule_values={k: float(v[s]) for k, v in schedules.items()},
-                                       device=device, precision=precision, clip_grad=cfg.clip_grad)
-            counter["step"] += 1
+            s = self.step
+            views = make_views(self.next_images(), self.plan, self.aug, self.cl) if full else self.fixed
+            loss, logs = training_step(self.model, self.method, self.optimizer, views, lr=float(self.lr[s]),
+                                       weight_decay=cfg.weight_decay,
+                                       momentum=float(self.ema[s]) if self.spec.momentum else None,
+                                       schedule_values={k: float(v[s]) for k, v in self.schedules.items()},
+                                       device=self.device, precision=self.precision, clip_grad=cfg.clip_grad)
+            self.step += 1
             if full:  # the loop's bookkeeping
                 for k, v in {"loss": loss.detach(), **logs}.items():
                     sums[k] = sums.get(k, 0) + v.float()
-                if counter["step"] % 10 == 0:
+                if self.step % 10 == 0:
                     float(loss.detach())
-        sync(device)
+        sync(self.device)
         return n * cfg.batch_size / (time.perf_counter() - t0)
 
-    run(warmup, True)  # compile / allocate once
+    def block(self, steps: int, warmup: int, full: bool) -> float:
+        """`warmup` untimed steps, then `steps` timed ones: images/s."""
+        self.run(warmup, full)
+        return self.run(steps, full)
+
+    def describe(self) -> dict:
+        return {"views": [{"size": v.size, "count": c} for v, c in self.plan], "channels_last": self.cl}
+
+
+def measure(cfg: TrainConfig, device: torch.device, precision: str, steps: int, warmup: int, repeats: int,
+            dataset_size: int) -> dict:
+    """Full and bare blocks alternating `repeats` times; the median block of each mode."""
+    runner = Runner(cfg, device, precision, (warmup + steps) * repeats * 2 + warmup, dataset_size)
+    runner.run(warmup, True)  # compile / allocate once
     full, bare = [], []
     for _ in range(repeats):
-        run(warmup, True)
-        full.append(run(steps, True))
-        run(warmup, False)
-        bare.append(run(steps, False))
+        full.append(runner.block(steps, warmup, True))
+        bare.append(runner.block(steps, warmup, False))
     full_s, bare_s = statistics.median(full), statistics.median(bare)
     return {"full_images_per_s": round(full_s, 2), "bare_images_per_s": round(bare_s, 2),
             "full_over_bare": round(full_s / bare_s, 4), "epoch_50k_s": round(50_000 / full_s, 2),
             "full_blocks": [round(v, 2) for v in full], "bare_blocks": [round(v, 2) for v in bare],
-            "views": [{"size": v.size, "count": c} for v, c in plan], "channels_last": cl}
+            **runner.describe()}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -182,9 +203,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--vit-only", action="store_true", help="only the ViT rows")
     p.add_argument("--vit-rows", default=",".join(r[0] for r in VIT_ROWS),
                    help="ViT rows to run (comma-separated labels)")
-    p.add_argument("--vit-batch-size", type=int, default=128, help="batch of the ViT rows")
+    p.add_argument("--vit-batch-size", default="128",
+                   help="batch of the ViT rows: one value, or one per --vit-rows row (e.g. 4,64 on a CPU)")
     p.add_argument("--vit-dataset-size", type=int, default=2048,
                    help="random images of the ViT rows (224 px ones are big)")
+    p.add_argument("--vit-steps", type=int, default=None, help="timed steps per ViT block (default: --steps)")
+    p.add_argument("--vit-warmup", type=int, default=None, help="untimed steps before each ViT block "
+                   "(default: --warmup)")
     p.add_argument("--conditions", default="", help="what else ran on the machine (recorded in the JSON)")
     p.add_argument("--out", default=None, help="result file (default: benchmarks/results/train_throughput-<device>.json)")
     args = p.parse_args(argv)
@@ -237,25 +262,57 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def vit_measure(args, device: torch.device, precision: str) -> dict:
-    """DINO and CO-DINO on each of `VIT_ROWS`, with the ViT recipes' head and optimizer."""
+    """DINO and CO-DINO on each of `VIT_ROWS`, with the ViT recipes' head, stochastic depth and optimizer.
+
+    The four blocks of a row (DINO full, DINO bare, CO-DINO full, CO-DINO bare) are interleaved in each
+    repeat, the methods' order flipped every other repeat, so a drift of the machine's load reaches
+    every mode alike; each repeat gives paired ratios (full/bare, CO-DINO/DINO) and their medians are
+    reported beside the median rates."""
+    labels = [r for r in args.vit_rows.split(",") if r]
+    batches = [int(b) for b in str(args.vit_batch_size).split(",")]
+    if len(batches) not in (1, len(labels)):
+        raise SystemExit(f"--vit-batch-size: give one value or one per row ({len(labels)}), got {args.vit_batch_size}")
+    steps = args.vit_steps or args.steps
+    warmup = args.warmup if args.vit_warmup is None else args.vit_warmup
     rows = {}
     for label, arch, size, patch in VIT_ROWS:
-        if label not in args.vit_rows.split(","):
+        if label not in labels:
             continue
-        row = {}
+        batch = batches[0] if len(batches) == 1 else batches[labels.index(label)]
+        runners = {}
         for m in ("dino", "co-dino"):
-            cfg = TrainConfig(method=m, dataset="benchmark", arch=arch, vit_patch_size=patch,
-                              batch_size=args.vit_batch_size, proj_hidden=2048, proj_dim=256,
-                              dino_prototypes=4096, head_bn=False, optimizer="adamw", lr=5e-4,
+            cfg = TrainConfig(method=m, dataset="benchmark", arch=arch, vit_patch_size=patch, batch_size=batch,
+                              proj_hidden=2048, proj_dim=256, dino_prototypes=4096, head_bn=False,
+                              norm_last_layer=arch == "vit_base", drop_path=0.1, optimizer="adamw", lr=5e-4,
                               weight_decay=0.04, clip_grad=3.0, compile=args.compile).resolved(size)
-            row[m] = measure(cfg, device, precision, args.steps, args.warmup, args.repeats, args.vit_dataset_size)
-            r = row[m]
-            print(f"{label} {m:8s} full {r['full_images_per_s']:8.1f} img/s   bare {r['bare_images_per_s']:8.1f} "
-                  f"img/s   full/bare {r['full_over_bare']:.3f}", flush=True)
-        ratio = round(row["co-dino"]["full_images_per_s"] / row["dino"]["full_images_per_s"], 4)
-        print(f"{label} co-dino/dino: {ratio:.3f}")
+            runners[m] = Runner(cfg, device, precision, (warmup + steps) * args.repeats * 2 + warmup,
+                                args.vit_dataset_size)
+            runners[m].run(warmup, True)  # compile / allocate once
+        blocks: dict[str, dict[str, list[float]]] = {m: {"full": [], "bare": []} for m in runners}
+        for r in range(args.repeats):
+            for m in (("dino", "co-dino") if r % 2 == 0 else ("co-dino", "dino")):
+                for mode in ("full", "bare"):
+                    blocks[m][mode].append(runners[m].block(steps, warmup, mode == "full"))
+        row = {}
+        for m, b in blocks.items():
+            paired = [f / x for f, x in zip(b["full"], b["bare"])]
+            row[m] = {"full_images_per_s": round(statistics.median(b["full"]), 3),
+                      "bare_images_per_s": round(statistics.median(b["bare"]), 3),
+                      "full_over_bare": round(statistics.median(paired), 4),
+                      "full_over_bare_repeats": [round(v, 4) for v in paired],
+                      "full_blocks": [round(v, 3) for v in b["full"]], "bare_blocks": [round(v, 3) for v in b["bare"]],
+                      **runners[m].describe()}
+            print(f"{label} {m:8s} full {row[m]['full_images_per_s']:8.2f} img/s   bare "
+                  f"{row[m]['bare_images_per_s']:8.2f} img/s   full/bare {row[m]['full_over_bare']:.3f} "
+                  f"(repeats {row[m]['full_over_bare_repeats']})", flush=True)
+        co_paired = [c / d for c, d in zip(blocks["co-dino"]["full"], blocks["dino"]["full"])]
+        ratio = round(statistics.median(co_paired), 4)
+        print(f"{label} co-dino/dino: {ratio:.3f} (repeats {[round(v, 3) for v in co_paired]})", flush=True)
         rows[label] = {"arch": arch, "image_size": size, "patch_size": patch, "tokens": (size // patch) ** 2,
-                       "batch_size": args.vit_batch_size, "methods": row, "co_dino_over_dino": ratio}
+                       "batch_size": batch, "timed_steps_per_block": steps, "warmup_steps_per_block": warmup,
+                       "repeats": args.repeats, "drop_path": 0.1, "methods": row, "co_dino_over_dino": ratio,
+                       "co_dino_over_dino_repeats": [round(v, 4) for v in co_paired],
+                       "statistic": "median over repeats of the paired ratios; rates: median blocks"}
     return rows
 
 
