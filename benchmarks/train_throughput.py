@@ -34,6 +34,7 @@ Writes `benchmarks/results/train_throughput-<device>.json` (atomically) unless `
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import re
 import statistics
@@ -244,10 +245,12 @@ def main(argv: list[str] | None = None) -> dict:
     report = {
         "benchmark": "train_throughput", "device": name, "device_type": device.type,
         "torch_version": torch.__version__, "precision": precision, "channels_last": args.channels_last,
-        "compile": args.compile, "torch_threads": torch.get_num_threads(),
-        "sizes": {"arch": args.arch, "width": args.width, "image_size": args.image_size, "batch_size": args.batch_size,
+        "compile": args.compile, "torch_threads": torch.get_num_threads(), "cpu_cores": os.cpu_count(),
+        "gpu_targets": ("measured on this GPU" if device.type == "cuda" else
+                        "not measured: the targets are for a GPU and this ran on the CPU (no GPU lent)"),
+        "sizes": None if args.vit_only else {"arch": args.arch, "width": args.width, "image_size": args.image_size, "batch_size": args.batch_size,
                   "proj_hidden": args.proj_hidden, "proj_dim": args.proj_dim, "dataset_size": args.dataset_size},
-        "n": {"timed_steps_per_block": args.steps, "warmup_steps": args.warmup, "blocks_per_mode": args.repeats,
+        "n": None if args.vit_only else {"timed_steps_per_block": args.steps, "warmup_steps": args.warmup, "blocks_per_mode": args.repeats,
               "statistic": "median over blocks"},
         "methods": results, "co_over_plain": ratios, "targets": TARGETS,
         **({"vit_rows": vit_rows} if vit_rows is not None else {}),
