@@ -248,10 +248,12 @@ def main(argv: list[str] | None = None) -> dict:
         "compile": args.compile, "torch_threads": torch.get_num_threads(), "cpu_cores": os.cpu_count(),
         "gpu_targets": ("measured on this GPU" if device.type == "cuda" else
                         "not measured: the targets are for a GPU and this ran on the CPU (no GPU lent)"),
-        "sizes": None if args.vit_only else {"arch": args.arch, "width": args.width, "image_size": args.image_size, "batch_size": args.batch_size,
-                  "proj_hidden": args.proj_hidden, "proj_dim": args.proj_dim, "dataset_size": args.dataset_size},
-        "n": None if args.vit_only else {"timed_steps_per_block": args.steps, "warmup_steps": args.warmup, "blocks_per_mode": args.repeats,
-              "statistic": "median over blocks"},
+        "sizes": None if args.vit_only else {
+            "arch": args.arch, "width": args.width, "image_size": args.image_size, "batch_size": args.batch_size,
+            "proj_hidden": args.proj_hidden, "proj_dim": args.proj_dim, "dataset_size": args.dataset_size},
+        "n": None if args.vit_only else {
+            "timed_steps_per_block": args.steps, "warmup_steps": args.warmup, "blocks_per_mode": args.repeats,
+            "statistic": "median over blocks"},
         "methods": results, "co_over_plain": ratios, "targets": TARGETS,
         **({"vit_rows": vit_rows} if vit_rows is not None else {}),
         "conditions": args.conditions or "not stated",
