@@ -212,7 +212,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--vit-warmup", type=int, default=None, help="untimed steps before each ViT block "
                    "(default: --warmup)")
     p.add_argument("--conditions", default="", help="what else ran on the machine (recorded in the JSON)")
-    p.add_argument("--out", default=None, help="result file (default: benchmarks/results/train_throughput-<device>.json)")
+    p.add_argument("--out", default=None,
+                   help="result file (default: benchmarks/results/train_throughput-<device>.json)")
     args = p.parse_args(argv)
     if args.quick:
         args.arch, args.width, args.batch_size, args.proj_hidden, args.proj_dim = "resnet10", 8, 64, 64, 32

@@ -101,9 +101,10 @@ class TrainConfig:
     dino_center_momentum: float = opt(0.9, "DINO center EMA momentum", "method")
     head_bn: bool = opt(True, "DINO / CO-DINO: BatchNorm between the head's layers; --no-head-bn gives DINO's "
                         "ViT head (Linear + GELU, use_bn_in_head=False)", "method")
-    norm_last_layer: bool = newer_opt(True, "DINO / CO-DINO: the prototype layer's rows kept at unit norm (weight norm, "
-                                      "g fixed at 1); --no-norm-last-layer trains g too, from 1: better features but "
-                                      "less stable (DINO: False with vit_small, True with vit_base)", "method")
+    norm_last_layer: bool = newer_opt(True, "DINO / CO-DINO: the prototype layer's rows kept at unit norm (weight "
+                                      "norm, g fixed at 1); --no-norm-last-layer trains g too, from 1: better "
+                                      "features but less stable (DINO: False with vit_small, True with vit_base)",
+                                      "method")
     vicreg_sim: float = opt(25.0, "VICReg / BagSSL invariance weight lambda", "method")
     vicreg_var: float = opt(25.0, "VICReg / BagSSL variance weight mu, on v(z_a) + v(z_b) as in the paper and "
                             "solo-learn; the official VICReg code averages the two terms instead, which "

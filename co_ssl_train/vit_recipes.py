@@ -4,8 +4,9 @@ The optimization follows DINO's ViT training (facebookresearch/dino, main_dino.p
 AdamW, lr 5e-4 per 256 images with a 10-epoch linear warm-up and a cosine to 1e-6, weight decay
 0.04 -> 0.4 by a cosine, per-tensor gradient clipping at 3.0. DINO / CO-DINO take DINO's ViT head
 and schedule (no BatchNorm in the head, 2048-256 MLP, prototypes frozen in the first epoch, stochastic
-depth 0.1 in the student, the prototype layer normed for vit_base only, EMA 0.996 -> 1, teacher temperature 0.04 -> 0.07 over 30 epochs, 2 global crops of scale (0.4, 1) plus
-8 local crops of scale (0.05, 0.4)); MoCo v3 takes its ViT-S values (facebookresearch/moco-v3,
+depth 0.1 in the student, the prototype layer normed for vit_base only, EMA 0.996 -> 1, teacher
+temperature 0.04 -> 0.07 over 30 epochs, 2 global crops of scale (0.4, 1) plus 8 local crops of
+scale (0.05, 0.4)); MoCo v3 takes its ViT-S values (facebookresearch/moco-v3,
 CONFIG.md). BYOL, SimCLR, VICReg and BagSSL have no published ViT recipe: they keep their heads
 and temperatures from the ResNet recipes, under DINO's ViT optimization ("ours").
 Sources are named as `co-ssl-train recipes` prints them; "DINO" is main_dino.py unless it says
