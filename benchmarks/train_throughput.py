@@ -211,10 +211,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--vit-steps", type=int, default=None, help="timed steps per ViT block (default: --steps)")
     p.add_argument("--vit-warmup", type=int, default=None, help="untimed steps before each ViT block "
                    "(default: --warmup)")
+    p.add_argument("--vit-flops", action="store_true",
+                   help="only count the FLOPs of one bare step of each ViT row (torch.utils.flop_counter), for "
+                        "CO-DINO with every token and with --local-grid 2, 4 and 7: what a compute-bound GPU gives")
     p.add_argument("--conditions", default="", help="what else ran on the machine (recorded in the JSON)")
     p.add_argument("--out", default=None,
                    help="result file (default: benchmarks/results/train_throughput-<device>.json)")
     args = p.parse_args(argv)
+    args.vit_only = args.vit_only or args.vit_flops
     if args.quick:
         args.arch, args.width, args.batch_size, args.proj_hidden, args.proj_dim = "resnet10", 8, 64, 64, 32
         args.steps, args.warmup, args.repeats, args.dataset_size = 4, 1, 2, 512
@@ -241,7 +245,8 @@ def main(argv: list[str] | None = None) -> dict:
               for m in results if m.startswith("co-") and m[3:] in results}
     for k, v in ratios.items():
         print(f"{k}: {v:.3f}")
-    vit_rows = vit_measure(args, device, precision) if args.vit or args.vit_only else None
+    vit_rows = (vit_flops(args, device, precision) if args.vit_flops else
+                vit_measure(args, device, precision) if args.vit or args.vit_only else None)
     name = device_name(device)
     report = {
         "benchmark": "train_throughput", "device": name, "device_type": device.type,
@@ -267,6 +272,42 @@ def main(argv: list[str] | None = None) -> dict:
     return report
 
 
+def _vit_cfg(method: str, arch: str, size: int, patch: int, batch: int, compile: bool = False,
+             local_grid: int = 0) -> TrainConfig:
+    """A ViT row's config: the ViT recipes' DINO head (no BN, 2048-256, 4096 prototypes, g trained
+    below vit_base), stochastic depth 0.1 and AdamW with clipping."""
+    return TrainConfig(method=method, dataset="benchmark", arch=arch, vit_patch_size=patch, batch_size=batch,
+                       proj_hidden=2048, proj_dim=256, dino_prototypes=4096, head_bn=False,
+                       norm_last_layer=arch == "vit_base", drop_path=0.1, optimizer="adamw", lr=5e-4,
+                       weight_decay=0.04, clip_grad=3.0, compile=compile, local_grid=local_grid).resolved(size)
+
+
+def vit_flops(args, device: torch.device, precision: str) -> dict:
+    """FLOPs per image of one bare step (batch 2) of DINO and of CO-DINO with every patch token or an
+    n x n pooled grid; DINO's over CO-DINO's is the throughput ratio of a compute-bound device."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    rows = {}
+    for label, arch, size, patch in VIT_ROWS:
+        if label not in args.vit_rows.split(","):
+            continue
+        counts = {}
+        for name, method, grid in (("dino", "dino", 0), ("co-dino", "co-dino", 0), ("co-dino grid 7", "co-dino", 7),
+                                   ("co-dino grid 4", "co-dino", 4), ("co-dino grid 2", "co-dino", 2)):
+            if grid >= size // patch:
+                continue
+            runner = Runner(_vit_cfg(method, arch, size, patch, 2, local_grid=grid), device, precision, 4, 4)
+            with FlopCounterMode(display=False) as counter:
+                runner.run(1, False)
+            counts[name] = counter.get_total_flops() / 2
+        rows[label] = {"arch": arch, "image_size": size, "patch_size": patch, "tokens": (size // patch) ** 2,
+                       "gflop_per_image": {k: round(v / 1e9, 3) for k, v in counts.items()},
+                       "dino_over": {k: round(counts["dino"] / v, 4) for k, v in counts.items() if k != "dino"}}
+        print(label, rows[label]["gflop_per_image"], "DINO FLOPs / CO-DINO FLOPs:", rows[label]["dino_over"],
+              flush=True)
+    return rows
+
+
 def vit_measure(args, device: torch.device, precision: str) -> dict:
     """DINO and CO-DINO on each of `VIT_ROWS`, with the ViT recipes' head, stochastic depth and optimizer.
 
@@ -287,11 +328,7 @@ def vit_measure(args, device: torch.device, precision: str) -> dict:
         batch = batches[0] if len(batches) == 1 else batches[labels.index(label)]
         runners = {}
         for m in ("dino", "co-dino"):
-            cfg = TrainConfig(method=m, dataset="benchmark", arch=arch, vit_patch_size=patch, batch_size=batch,
-                              proj_hidden=2048, proj_dim=256, dino_prototypes=4096, head_bn=False,
-                              norm_last_layer=arch == "vit_base", drop_path=0.1, optimizer="adamw", lr=5e-4,
-                              weight_decay=0.04, clip_grad=3.0, compile=args.compile).resolved(size)
-            runners[m] = Runner(cfg, device, precision, (warmup + steps) * args.repeats * 2 + warmup,
+            runners[m] = Runner(_vit_cfg(m, arch, size, patch, batch, args.compile), device, precision, (warmup + steps) * args.repeats * 2 + warmup,
                                 args.vit_dataset_size)
             runners[m].run(warmup, True)  # compile / allocate once
         blocks: dict[str, dict[str, list[float]]] = {m: {"full": [], "bare": []} for m in runners}
