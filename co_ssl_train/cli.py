@@ -13,7 +13,7 @@ import argparse
 import sys
 import traceback
 
-from co_ssl_train.config import add_config_args, config_from_args
+from co_ssl_train.config_args import add_config_args, config_from_args
 from co_ssl_train.errors import UserError
 from co_ssl_train.options import OneLineParser
 

@@ -1,4 +1,5 @@
-"""The training configuration: one typed dataclass, turned into argparse flags.
+"""The training configuration: one typed dataclass, turned into argparse flags by
+`co_ssl_train.config_args`; `RANGES` holds each numeric flag's range.
 
 Every field is a flag (`--field-name`), grouped in `--help` by its `group`, with help text that
 gives tuning advice. Unknown method, architecture or dataset names fail fast with the list of valid
@@ -14,16 +15,13 @@ them stores exactly the config an older co-ssl stored; reading fills the default
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
-import types
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from co_ssl_train.options import (COUNT, FINITE, INTEGER, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, SEED, UNIT,
-                                  UNIT_OPEN_LOW, Number)
+from co_ssl_train.options import (COUNT, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, SEED, UNIT, UNIT_OPEN_LOW,
+                                  Number)
 
 
 # Fields that may differ when resuming: they change how the run executes or is watched, not what it computes.
@@ -314,14 +312,6 @@ def flag_of(f: dataclasses.Field) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
-def _base_type(tp: Any) -> type:
-    """`int | None` -> int, `str` -> str."""
-    if isinstance(tp, (types.UnionType,)) or typing.get_origin(tp) is typing.Union:
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return args[0]
-    return tp
-
-
 # The range of each numeric flag, checked as the command line is parsed (before any work); a number
 # flag not named here only has to be finite.
 RANGES: dict[str, Number] = {
@@ -341,32 +331,3 @@ RANGES: dict[str, Number] = {
     "vit_heads": NON_NEGATIVE_INT, "min_lr": NON_NEGATIVE, "clip_grad": NON_NEGATIVE, "freeze_last_layer": NON_NEGATIVE,
     "drop_path": Number(float, low=0, high=1, high_open=True),
 }
-
-
-def option_type(name: str, tp: type) -> Any:
-    """The argparse `type=` of field `name`: its range from `RANGES`, else any finite number (strings as is)."""
-    if name in RANGES:
-        return RANGES[name]
-    return {float: FINITE, int: INTEGER}.get(tp, tp)
-
-
-def add_config_args(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:
-    """Add one flag per dataclass field, grouped by the field's `group` metadata."""
-    hints = typing.get_type_hints(cls)
-    groups: dict[str, argparse._ArgumentGroup] = {}
-    for f in dataclasses.fields(cls):
-        meta = f.metadata
-        group = groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
-        flag = flag_of(f)
-        tp = _base_type(hints[f.name])
-        default_text = f" (default: {f.default})"
-        if tp is bool:
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default,
-                               help=meta["help"] + default_text)
-        else:
-            group.add_argument(flag, dest=f.name, type=option_type(f.name, tp), default=f.default,
-                               metavar=f.name.upper(), choices=meta.get("choices"), help=meta["help"] + default_text)
-
-
-def config_from_args(args: argparse.Namespace, cls: type = TrainConfig) -> Any:
-    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})

@@ -56,7 +56,8 @@ def _coanalysis_option_cases() -> list[tuple[str, list[str]]]:
 
 
 def _train_option_cases() -> list[tuple[str, list[str]]]:
-    from co_ssl_train.config import RANGES, TrainConfig, _base_type, option_type
+    from co_ssl_train.config import RANGES, TrainConfig
+    from co_ssl_train.config_args import _base_type, option_type
 
     hints = typing.get_type_hints(TrainConfig)
     cases = []

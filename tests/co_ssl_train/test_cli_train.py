@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from co_ssl_train.cli import build_parser, expand_recipe, main
-from co_ssl_train.config import config_from_args
+from co_ssl_train.config_args import config_from_args
 from co_ssl_train.recipes import RECIPES, recipe_settings
 
 

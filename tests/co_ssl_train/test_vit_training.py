@@ -162,7 +162,7 @@ def test_bf16_autocast_step_on_a_vit_is_finite_and_close_to_fp32():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss, logs = m(views)
     loss.backward()
-    assert loss.dtype == torch.float32 and abs(float(loss) - float(full)) < 0.05 * abs(float(full))
+    assert loss.dtype == torch.float32 and abs(float(loss.detach()) - float(full)) < 0.05 * abs(float(full))
     assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
 
 
@@ -283,8 +283,11 @@ def test_vit_recipes_name_a_source_for_every_setting():
     assert settings["--weight-decay"][0] == "0.04" and settings["--weight-decay-end"][0] == "0.4"
     assert settings["--dino-teacher-temp"][0] == "0.07" and settings["--freeze-last-layer"][0] == "1"
     assert "--no-head-bn" in settings and "--local-weight" in settings
+    assert settings["--local-grid"][0] == "4"  # the paper's CIFAR ResNet-18 map: 4x4 local vectors
+    assert "--local-grid" not in dict((f, v) for f, v, _ in recipe_settings("cifar10", "dino", "vit_small"))
     big = dict((f, v) for f, v, _ in recipe_settings("imagenet100", "co-dino", "vit_base"))
     assert big["--dino-prototypes"] == "65536" and big["--vit-patch-size"] == "16" and big["--ema"] == "0.996"
+    assert big["--local-grid"] == "7"
     for name in ("cifar10", "imagenet100"):
         for method in METHODS:
             rows = recipe_settings(name, method, "vit_small")
