@@ -28,7 +28,7 @@ def _takeaways(results) -> list[str]:
                 f"{small['cos_whole_bag']['mean']:.3f} to the whole")
         if small.get("bag_accuracy") is not None:
             text += (f", and the bag reaches {_acc(small, 'bag')}% probe accuracy against "
-                     f"{_acc(small, 'global')}% for the whole image (n = {small['n']}, 95% intervals)")
+                     f"{_acc(small, 'global')}% for the whole image (95% image-bootstrap intervals)")
         lines.append(text + f" ({describe(r)}).")
     return lines
 
