@@ -5,10 +5,11 @@
     python -m benchmarks.gpu_check --download-wheels .whl   # beforehand, on a machine with network
     python -m benchmarks.gpu_check --dry-run            # the same steps at tiny sizes on the CPU
 
-Steps, each a subprocess with its own time limit inside an 8-minute budget: `train_throughput`,
-`feature_throughput`, `analysis_throughput`, `robustness_throughput` (all rows, with the 1-vs-N-GPU
-scaling row) at their full sizes, then `coanalysis demo --preset gpu` shortened to `DEMO_STEPS`
-training steps per model and `DEMO_N` evaluation images. Each benchmark writes
+Steps, each a subprocess with its own time limit inside an 8-minute budget: `train_throughput` (and
+its ViT rows), `feature_throughput` (ResNet-50 and ViT-S/16), `analysis_throughput`,
+`robustness_throughput` (all rows, with the 1-vs-N-GPU scaling row) at their full sizes, then
+`coanalysis demo --preset gpu` shortened to `DEMO_STEPS` training steps per model and `DEMO_N`
+evaluation images. Each benchmark writes
 `benchmarks/results/<name>-<gpu>.json` (`<gpu>` from the device name, e.g. `nvidia-h200`); the table
 of every target with its value and pass/fail goes to the screen and to
 `benchmarks/results/gpu_check-<gpu>.json`. A step that fails or runs out of time fails its targets
@@ -56,23 +57,38 @@ class Target:
 
 CPU = ("--device", "cpu")
 STEPS = (
-    Step("train_throughput", ("benchmarks/train_throughput.py",), 75,
+    Step("train_throughput", ("benchmarks/train_throughput.py",), 60,
          ("--arch", "resnet10", "--width", "8", "--batch-size", "32", "--proj-hidden", "64", "--proj-dim", "32",
           "--steps", "2", "--warmup", "1", "--repeats", "1", "--dataset-size", "128", *CPU)),
-    Step("feature_throughput", ("benchmarks/feature_throughput.py",), 45,
+    # the ViT rows (issue 15): DINO / CO-DINO (the recipes' local grid) on ViT-S/16 224 px and ViT-tiny/4 32 px
+    Step("train_throughput_vit", ("benchmarks/train_throughput.py", "--vit-only", "--vit-batch-size", "128,256",
+                                  "--vit-steps", "10", "--vit-warmup", "3", "--repeats", "2"), 45,
+         ("--vit-batch-size", "2,4", "--vit-steps", "1", "--vit-warmup", "1", "--vit-dataset-size", "8", "--repeats",
+          "1", *CPU)),
+    Step("feature_throughput", ("benchmarks/feature_throughput.py",), 30,
          ("--arch", "resnet18", "--image-size", "32", "--n", "64", "--batch-size", "32", "--repeats", "1", *CPU)),
-    Step("analysis_throughput", ("benchmarks/analysis_throughput.py",), 75,
+    Step("feature_throughput_vit", ("benchmarks/feature_throughput.py", "--arch", "vit_small"), 30,
+         ("--image-size", "32", "--n", "8", "--batch-size", "4", "--repeats", "1", *CPU)),
+    Step("analysis_throughput", ("benchmarks/analysis_throughput.py",), 60,
          ("--quick", "--erf-arch", "resnet18", "--erf-size", "32", "--erf-images", "4", "--erf-batch", "4",
           "--red-images", "64", "--red-pairs", "500", *CPU)),
-    Step("robustness_throughput", ("benchmarks/robustness_throughput.py",), 150,
+    Step("robustness_throughput", ("benchmarks/robustness_throughput.py",), 135,
          ("--quick", "--n", "16", "--gen-images", "4", "--pgd-batch", "16", "--steps", "2", "--per-image", "1", *CPU)),
-    Step("demo", ("-m", "benchmarks.gpu_check", "--demo"), 135, ("--dry-run",)),
+    Step("demo", ("-m", "benchmarks.gpu_check", "--demo"), 120, ("--dry-run",)),
 )
 TARGETS = (
     Target("train_throughput", "BYOL full step / bare compute", "methods.byol.full_over_bare", ">=", 0.85),
     Target("train_throughput", "CO-BYOL / BYOL images/s", "co_over_plain.co-byol_over_byol", ">=", 0.9),
     Target("train_throughput", "CO-BYOL 50k-image epoch, s", "methods.co-byol.epoch_50k_s", "<=", 8.0),
+    Target("train_throughput_vit", "ViT-S/16 DINO full step / bare compute",
+           "vit_rows.vit_small_16_224px.methods.dino.full_over_bare", ">=", 0.85),
+    Target("train_throughput_vit", "ViT-S/16 CO-DINO (7x7 grid) / DINO",
+           "vit_rows.vit_small_16_224px.co_dino_over_dino", ">=", 0.9),
+    Target("train_throughput_vit", "ViT-tiny/4 CO-DINO (4x4 grid) / DINO",
+           "vit_rows.vit_tiny_4_32px.co_dino_over_dino", ">=", 0.9),
     Target("feature_throughput", "extraction / bare forward", "ratio_extraction_over_bare", ">=", 0.9),
+    Target("feature_throughput_vit", "ViT-S/16 extraction / bare timm forward", "ratio_extraction_over_bare", ">=",
+           0.9),
     Target("analysis_throughput", "ERF / 4 forward+backward", "erf.ratio", "<=", 1.2),
     Target("analysis_throughput", "redundancy statistics / extraction", "redundancy.ratio", "<=", 0.10),
     Target("robustness_throughput", "corruptions 2 / 1 workers", "a_generation.speedup_2_vs_1_pool", ">=", 1.7),

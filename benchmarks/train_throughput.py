@@ -62,6 +62,7 @@ TARGETS = {"full_over_bare_min": 0.85, "co_byol_over_byol_min": 0.9,
            "epoch_50k_s_max_h100_resnet18_32px_co_byol": 8.0, "vit_co_dino_over_dino_min": 0.9}
 # the ViT rows: (label, arch, image size, patch size)
 VIT_ROWS = (("vit_small_16_224px", "vit_small", 224, 16), ("vit_tiny_4_32px", "vit_tiny", 32, 4))
+RECIPE_GRID = {224: 7, 32: 4}  # CO-DINO's --local-grid in the ViT recipes (co_ssl_train/vit_recipes.py)
 
 
 def device_name(device: torch.device) -> str:
@@ -211,6 +212,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--vit-steps", type=int, default=None, help="timed steps per ViT block (default: --steps)")
     p.add_argument("--vit-warmup", type=int, default=None, help="untimed steps before each ViT block "
                    "(default: --warmup)")
+    p.add_argument("--vit-every-token", action="store_true",
+                   help="CO-DINO aligns every patch token (default: the recipes' --local-grid, 7 at 224 px, 4 at 32)")
     p.add_argument("--vit-flops", action="store_true",
                    help="only count the FLOPs of one bare step of each ViT row (torch.utils.flop_counter), for "
                         "CO-DINO with every token and with --local-grid 2, 4 and 7: what a compute-bound GPU gives")
@@ -309,7 +312,7 @@ def vit_flops(args, device: torch.device, precision: str) -> dict:
 
 
 def vit_measure(args, device: torch.device, precision: str) -> dict:
-    """DINO and CO-DINO on each of `VIT_ROWS`, with the ViT recipes' head, stochastic depth and optimizer.
+    """DINO and CO-DINO on each of `VIT_ROWS`, with the ViT recipes' head, local grid, stochastic depth and optimizer.
 
     The four blocks of a row (DINO full, DINO bare, CO-DINO full, CO-DINO bare) are interleaved in each
     repeat, the methods' order flipped every other repeat, so a drift of the machine's load reaches
@@ -328,8 +331,9 @@ def vit_measure(args, device: torch.device, precision: str) -> dict:
         batch = batches[0] if len(batches) == 1 else batches[labels.index(label)]
         runners = {}
         for m in ("dino", "co-dino"):
-            runners[m] = Runner(_vit_cfg(m, arch, size, patch, batch, args.compile), device, precision, (warmup + steps) * args.repeats * 2 + warmup,
-                                args.vit_dataset_size)
+            grid = RECIPE_GRID.get(size, 0) if m == "co-dino" and not args.vit_every_token else 0
+            runners[m] = Runner(_vit_cfg(m, arch, size, patch, batch, args.compile, local_grid=grid), device, precision,
+                                (warmup + steps) * args.repeats * 2 + warmup, args.vit_dataset_size)
             runners[m].run(warmup, True)  # compile / allocate once
         blocks: dict[str, dict[str, list[float]]] = {m: {"full": [], "bare": []} for m in runners}
         for r in range(args.repeats):
@@ -354,6 +358,7 @@ def vit_measure(args, device: torch.device, precision: str) -> dict:
         rows[label] = {"arch": arch, "image_size": size, "patch_size": patch, "tokens": (size // patch) ** 2,
                        "batch_size": batch, "timed_steps_per_block": steps, "warmup_steps_per_block": warmup,
                        "repeats": args.repeats, "drop_path": 0.1, "methods": row, "co_dino_over_dino": ratio,
+                       "co_dino_local_grid": 0 if args.vit_every_token else RECIPE_GRID.get(size, 0),
                        "co_dino_over_dino_repeats": [round(v, 4) for v in co_paired],
                        "statistic": "median over repeats of the paired ratios; rates: median blocks"}
     return rows

@@ -28,6 +28,7 @@ def test_the_dry_run_measures_its_steps_and_prints_every_target(tmp_path):
 
     done, report = _dry_run(tmp_path, "--only", "feature_throughput,train_throughput")
     assert report["outcomes"] == {"train_throughput": "ok", "feature_throughput": "ok",
+                                  "train_throughput_vit": "skipped", "feature_throughput_vit": "skipped",
                                   "analysis_throughput": "skipped", "robustness_throughput": "skipped",
                                   "demo": "skipped"}
     rows = {row["target"]: row for row in report["rows"]}
