@@ -19,14 +19,6 @@ from coanalysis.pipeline import Session, make_context, open_model, run_analysis
 from tests.coanalysis import vit_layouts
 
 
-@pytest.fixture(scope="module")
-def dino_file(tmp_path_factory):
-    obj, _, _ = vit_layouts.dino_full()
-    path = tmp_path_factory.mktemp("vit") / "dino_vit.pth"
-    torch.save(obj, path)
-    return path
-
-
 def _context(path, out, **load):
     session = Session(out=out, dataset="synthetic", n=64, n_train=256, progress=False, batch_size=32,
                       load_options={"dino_vit": load} if load else {})

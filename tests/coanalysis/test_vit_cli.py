@@ -12,14 +12,6 @@ from tests.coanalysis import vit_layouts
 from tests.conftest import run_cli
 
 
-@pytest.fixture(scope="module")
-def dino_file(tmp_path_factory):
-    obj, _, _ = vit_layouts.dino_full()
-    path = tmp_path_factory.mktemp("vit") / "dino_vit.pth"
-    torch.save(obj, path)
-    return path
-
-
 def test_inspect_prints_patch_size_tokens_and_readout(dino_file):
     out = run_cli("coanalysis", "inspect", "--ckpt", str(dino_file), "--input-size", "48", "--global", "cls+avg")
     assert out.returncode == 0, out.stderr
