@@ -3,9 +3,9 @@
   a model keeps its colour whatever the baseline or the order of the folders;
 - `AXES` and `label_axes(ax, x, y)`: axis labels that carry their units (sigma in pixel units,
   epsilon in /255, ...);
-- `Curve`, `curve_from_cells(cells, x, y)` and `plot_curve(s)`: a mean per condition with its
+- `Curve`, `curve_from_cells(cells, x, y)` and `plot_curve`: a mean per condition with its
   spread (std over seeds or masks) drawn as a band and error bars wherever there is one;
-- `interval_band(ax, points, color=...)`: the cells' 95% bootstrap intervals as a band;
+- `band_of(points)`: the cells' 95% bootstrap intervals as a `Series` band;
 - `Series` and `draw_series(ax, series, colors, groups)`: one curve per model, or, for a seed
   group (checkpoints differing only in seed), its seeds as thin lines and the mean over seeds
   with a ±1 sd band and error bars;
@@ -166,15 +166,6 @@ def plot_curve(ax, curve: Curve, *, color: RGB, label: str, marker: str = "o", x
         ax.errorbar(xs, curve.y, yerr=curve.std, fmt="none", ecolor=color, capsize=3, linewidth=1)
 
 
-def interval_band(ax, points: Iterable[tuple[float, Mapping[str, Any]]], *, color: RGB, scale: float = 100.0) -> None:
-    """A band over the cells' stored 95% intervals (`cell["interval"]`, fractions) at their x;
-    cells without one (results before schema 3) draw nothing."""
-    pts = sorted((x, cell["interval"]) for x, cell in points if cell.get("interval"))
-    if pts:
-        ax.fill_between([x for x, _ in pts], [scale * iv[0] for _, iv in pts], [scale * iv[1] for _, iv in pts],
-                        color=color, alpha=0.2, linewidth=0)
-
-
 @dataclass(frozen=True)
 class Series:
     """One model's points `(x, y)` in x order, with an optional band `(lo, hi)` per point drawn
@@ -227,14 +218,6 @@ def band_of(points: Iterable[tuple[float, Mapping[str, Any]]], scale: float = 10
     if not pts or not all(cell.get("interval") for _, cell in pts):
         return None
     return tuple((scale * cell["interval"][0], scale * cell["interval"][1]) for _, cell in pts)
-
-
-def plot_curves(ax, curves: Mapping[str, Curve], colors: Mapping[str, RGB], *, baseline: str | None = None,
-                x_scale: float = 1.0) -> None:
-    """One `plot_curve` per model in the given order, then the legend."""
-    for name, curve in curves.items():
-        plot_curve(ax, curve, color=colors[name], label=name, x_scale=x_scale)
-    legend(ax, baseline)
 
 
 def heatmap(ax, values: Sequence[Sequence[float]], rows: Sequence[str], columns: Sequence[str], *,
