@@ -194,14 +194,14 @@ def run_cell(ctx: EvalContext, protocol: BagSSLProtocol, key: str) -> dict[str, 
     if protocol.sampling in ("grid", "stride"):
         out["grid_offsets"] = grid_offsets(size, patch) if protocol.sampling == "grid" else stride_offsets(size, patch)
     if ctx.probe is not None:
-        out["global_accuracy"] = accuracy(torch.cat(preds["global"]), labels_t)
-        out["bag_accuracy"] = accuracy(torch.cat(preds["bag"]), labels_t)
+        logits = {k: torch.cat(preds[k]) for k in ("global", "bag")}
+        out["global_accuracy"] = accuracy(logits["global"], labels_t)
+        out["bag_accuracy"] = accuracy(logits["bag"], labels_t)
         patch_right = (torch.cat(preds["patch"]) == labels_t[:, None]).double()  # (n, k)
         out["patch_accuracy"] = float(patch_right.mean())
         # 95% image-bootstrap intervals (PROTOCOLS 11); a patch's is over images of their k-patch means
-        per_image = {"global": (torch.cat(preds["global"]).argmax(1) == labels_t).numpy(),
-                     "bag": (torch.cat(preds["bag"]).argmax(1) == labels_t).numpy(),
-                     "patch": patch_right.mean(1).numpy()}
-        out["intervals"] = {k: list(bootstrap_interval(v)) for k, v in per_image.items()}
+        per_image = {k: (v.argmax(1) == labels_t).numpy() for k, v in logits.items()}
+        per_image["patch"] = patch_right.mean(1).numpy()
+        out["intervals"] = {k: list(bootstrap_interval(per_image[k])) for k in ("global", "bag", "patch")}
         out["bootstrap"] = bootstrap_protocol()
     return out
