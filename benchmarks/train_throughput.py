@@ -57,12 +57,12 @@ from co_ssl_train.schedules import ema_momentum, warmup_cosine  # noqa: E402
 from co_ssl_train.device import resolve_device  # noqa: E402
 from co_ssl_train.batches import batch_indices, epoch_batches, make_views, use_channels_last  # noqa: E402
 from co_ssl_train.train import training_step  # noqa: E402
+from co_ssl_train.vit_recipes import LOCAL_GRID  # noqa: E402  (CO-DINO's --local-grid per image size)
 
 TARGETS = {"full_over_bare_min": 0.85, "co_byol_over_byol_min": 0.9,
            "epoch_50k_s_max_h100_resnet18_32px_co_byol": 8.0, "vit_co_dino_over_dino_min": 0.9}
 # the ViT rows: (label, arch, image size, patch size)
 VIT_ROWS = (("vit_small_16_224px", "vit_small", 224, 16), ("vit_tiny_4_32px", "vit_tiny", 32, 4))
-RECIPE_GRID = {224: 7, 32: 4}  # CO-DINO's --local-grid in the ViT recipes (co_ssl_train/vit_recipes.py)
 
 
 def device_name(device: torch.device) -> str:
@@ -331,7 +331,7 @@ def vit_measure(args, device: torch.device, precision: str) -> dict:
         batch = batches[0] if len(batches) == 1 else batches[labels.index(label)]
         runners = {}
         for m in ("dino", "co-dino"):
-            grid = RECIPE_GRID.get(size, 0) if m == "co-dino" and not args.vit_every_token else 0
+            grid = LOCAL_GRID.get(size, 0) if m == "co-dino" and not args.vit_every_token else 0
             runners[m] = Runner(_vit_cfg(m, arch, size, patch, batch, args.compile, local_grid=grid), device, precision,
                                 (warmup + steps) * args.repeats * 2 + warmup, args.vit_dataset_size)
             runners[m].run(warmup, True)  # compile / allocate once
@@ -358,7 +358,7 @@ def vit_measure(args, device: torch.device, precision: str) -> dict:
         rows[label] = {"arch": arch, "image_size": size, "patch_size": patch, "tokens": (size // patch) ** 2,
                        "batch_size": batch, "timed_steps_per_block": steps, "warmup_steps_per_block": warmup,
                        "repeats": args.repeats, "drop_path": 0.1, "methods": row, "co_dino_over_dino": ratio,
-                       "co_dino_local_grid": 0 if args.vit_every_token else RECIPE_GRID.get(size, 0),
+                       "co_dino_local_grid": 0 if args.vit_every_token else LOCAL_GRID.get(size, 0),
                        "co_dino_over_dino_repeats": [round(v, 4) for v in co_paired],
                        "statistic": "median over repeats of the paired ratios; rates: median blocks"}
     return rows

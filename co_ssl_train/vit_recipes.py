@@ -91,8 +91,10 @@ def _dino_vit(arch: str) -> tuple[Setting, ...]:
 # (CIFAR ResNet-18: 4x4 at 32 px; ResNet-50: 7x7 at 224 px), each the mean of a block of patch tokens;
 # it also bounds the cost of the local branch (benchmarks/train_throughput.py --vit-flops: CO-DINO /
 # DINO FLOPs 0.95 at 7x7 on ViT-S/16 224 px against 0.81 with every token; 0.83 at 4x4 on ViT-tiny/4)
-_LOCAL_GRID = {"cifar10": ("--local-grid", "4", "ours (the 4x4 map of the paper's CIFAR ResNet-18)"),
-               "imagenet100": ("--local-grid", "7", "ours (the 7x7 map of the paper's ResNet-50 at 224 px)")}
+LOCAL_GRID = {32: 4, 224: 7}  # image size -> n of the n x n grid
+_LOCAL_GRID = {"cifar10": ("--local-grid", str(LOCAL_GRID[32]), "ours (the 4x4 map of the paper's CIFAR ResNet-18)"),
+               "imagenet100": ("--local-grid", str(LOCAL_GRID[224]),
+                               "ours (the 7x7 map of the paper's ResNet-50 at 224 px)")}
 
 
 def is_vit_arch(arch: str | None) -> bool:
