@@ -4,6 +4,7 @@ helpers to run the command lines in a subprocess."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +39,10 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> sub
     full_env = {**os.environ, "GIT_PYTHON_REFRESH": "quiet", **(env or {})}
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=cwd, env=full_env,
                           timeout=300)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for a torch.distributed rendezvous."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,12 +20,7 @@ from co_ssl_train.methods.bagssl import bag_loss
 from co_ssl_train.methods.mocov3 import mocov3_loss
 from co_ssl_train.methods.simclr import info_nce, nt_xent
 from co_ssl_train.methods.vicreg import gather_batch, vicreg_loss
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import free_port
 
 
 # Each loss as the methods call it on one rank's rows: (za, zb) -> scalar.
@@ -68,7 +62,7 @@ def _gradient_worker(rank: int, world: int, port: int, out: str) -> None:
 def test_gathered_losses_give_the_single_process_gradient(tmp_path):
     """2 ranks x 4 rows, DDP-averaged, equal one process on all 8 rows: value and gradient."""
     out = tmp_path / "dist.pt"
-    mp.start_processes(_gradient_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True, start_method="spawn")
+    mp.start_processes(_gradient_worker, args=(2, free_port(), str(out)), nprocs=2, join=True, start_method="spawn")
     got = torch.load(out, weights_only=True)
     for name, loss_fn in LOSSES.items():
         a, b = (t.clone().requires_grad_(True) for t in _full_batch())
@@ -106,7 +100,7 @@ def test_torchrun_two_cpu_processes_stay_in_sync_and_learn(tmp_path):
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP], ids=["dead", "frozen"])
 def test_a_dead_or_frozen_rank_stops_the_others_in_bounded_time(tmp_path, how):
     """A killed rank breaks the others' next collective at once; a frozen one after --dist-timeout (20 s)."""
-    port = _free_port()
+    port = free_port()
     procs = []
     for rank in range(2):
         env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),

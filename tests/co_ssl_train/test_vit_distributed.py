@@ -13,7 +13,7 @@ from co_ssl_train import distributed
 from co_ssl_train.config import TrainConfig
 from co_ssl_train.methods import METHODS
 from co_ssl_train.models import build_encoder
-from tests.co_ssl_train.test_distributed import _free_port
+from tests.conftest import free_port
 
 VIT = {"patch_size": 8, "img_size": 32, "embed_dim": 24, "depth": 2, "num_heads": 2}
 
@@ -55,7 +55,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
 
 def test_ddp_on_a_vit_gives_the_single_process_gradient(tmp_path):
     out = tmp_path / "vit_ddp.pt"
-    mp.start_processes(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True, start_method="spawn")
+    mp.start_processes(_worker, args=(2, free_port(), str(out)), nprocs=2, join=True, start_method="spawn")
     got = torch.load(out, weights_only=True)
     method = _model()
     loss, _ = method(_views())

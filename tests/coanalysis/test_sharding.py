@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import torch
 
 from coanalysis.image_split import ImageSplit
 from coanalysis.sharding import Shards, assign_models, split_rounds
+from tests.conftest import free_port
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "GIT_PYTHON_REFRESH": "quiet"}
@@ -162,19 +162,13 @@ def test_two_models_go_one_to_each_rank_and_equal_one_process(tiny_runs, tmp_pat
     assert {"byol/noise.json", "co/noise.json", "byol/crops.json", "co/crops.json"} <= set(got)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 PGD_MANY = ["--only", "pgd", "--eps", "linf=0,1/255,2/255,3/255,4/255,5/255,6/255,8/255", "--steps", "12"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP], ids=["dead", "frozen"])
 def test_a_dead_or_frozen_rank_stops_the_other_within_the_timeout(tiny_runs, tmp_path, how):
-    port, procs = _free_port(), []
+    port, procs = free_port(), []
     out = tmp_path / "res"
     for rank in range(2):
         env = {**ENV, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank), "WORLD_SIZE": "2",
