@@ -14,9 +14,10 @@ steps alternate between the two modes (`--repeats`), and the median block is kep
 The issue's GPU targets (recorded in the JSON): full/bare >= 0.85, CO-BYOL/BYOL >= 0.9, and a
 50 000-image epoch of CO-BYOL with ResNet-18 at 32 px in <= 8 s on one H100 (`epoch_50k_s`).
 
-`--vit` adds the Vision Transformer rows (`vit_rows` in the JSON): DINO and CO-DINO (DINO's ViT head
-without BatchNorm, AdamW, gradient clipping at 3.0, as the ViT recipes) on ViT-S/16 at 224 px and
-ViT-tiny/4 at 32 px; targets full/bare >= 0.85 and CO-DINO/DINO >= 0.9 on GPU. Their blocks interleave
+`--vit` adds the Vision Transformer rows (`vit_rows` in the JSON): DINO and CO-DINO exactly as the ViT
+recipes train them (`imagenet100` on ViT-S/16 at 224 px, `cifar10` on ViT-tiny/4 at 32 px: DINO's ViT
+head, 2 global + 8 local crops, stochastic depth, AdamW with clipping, the CO-variant's local grid
+and positions per step); targets full/bare >= 0.85 and CO-DINO/DINO >= 0.9 on GPU. Their blocks interleave
 the two methods and modes in every repeat (see `vit_measure`), so the ratios hold under a drifting load.
 
     python benchmarks/train_throughput.py                 # ResNet-18, 32 px, batch 512 (GPU sizes)
@@ -34,6 +35,7 @@ Writes `benchmarks/results/train_throughput-<device>.json` (atomically) unless `
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import re
@@ -57,12 +59,13 @@ from co_ssl_train.schedules import ema_momentum, warmup_cosine  # noqa: E402
 from co_ssl_train.device import resolve_device  # noqa: E402
 from co_ssl_train.batches import batch_indices, epoch_batches, make_views, use_channels_last  # noqa: E402
 from co_ssl_train.train import training_step  # noqa: E402
-from co_ssl_train.vit_recipes import LOCAL_GRID  # noqa: E402  (CO-DINO's --local-grid per image size)
+from co_ssl_train.recipes import recipe_config  # noqa: E402
 
 TARGETS = {"full_over_bare_min": 0.85, "co_byol_over_byol_min": 0.9,
            "epoch_50k_s_max_h100_resnet18_32px_co_byol": 8.0, "vit_co_dino_over_dino_min": 0.9}
 # the ViT rows: (label, arch, image size, patch size)
-VIT_ROWS = (("vit_small_16_224px", "vit_small", 224, 16), ("vit_tiny_4_32px", "vit_tiny", 32, 4))
+# label, arch, image size, patch size, the ViT recipe whose settings the row times
+VIT_ROWS = (("vit_small_16_224px", "vit_small", 224, 16, "imagenet100"), ("vit_tiny_4_32px", "vit_tiny", 32, 4, "cifar10"))
 
 
 def device_name(device: torch.device) -> str:
@@ -275,39 +278,53 @@ def main(argv: list[str] | None = None) -> dict:
     return report
 
 
-def _vit_cfg(method: str, arch: str, size: int, patch: int, batch: int, compile: bool = False,
-             local_grid: int = 0) -> TrainConfig:
-    """A ViT row's config: the ViT recipes' DINO head (no BN, 2048-256, 4096 prototypes, g trained
-    below vit_base), stochastic depth 0.1 and AdamW with clipping."""
-    return TrainConfig(method=method, dataset="benchmark", arch=arch, vit_patch_size=patch, batch_size=batch,
-                       proj_hidden=2048, proj_dim=256, dino_prototypes=4096, head_bn=False,
-                       norm_last_layer=arch == "vit_base", drop_path=0.1, optimizer="adamw", lr=5e-4,
-                       weight_decay=0.04, clip_grad=3.0, compile=compile, local_grid=local_grid).resolved(size)
+def _vit_cfg(method: str, recipe: str, arch: str, size: int, patch: int, batch: int, compile: bool = False,
+             local_grid: int | None = None, local_positions: int | None = None) -> TrainConfig:
+    """A ViT row's config: exactly what `co-ssl-train --recipe RECIPE --method METHOD --arch ARCH` trains
+    (DINO's ViT head, 2 global + 8 local crops, stochastic depth 0.1, AdamW with clipping, the
+    CO-variant's local grid and positions per step), on random images at the batch asked for;
+    `local_grid` (0: every token) and `local_positions` (0: all) replace the recipe's."""
+    changes = {k: v for k, v in (("local_grid", local_grid), ("local_positions", local_positions)) if v is not None}
+    cfg = recipe_config(recipe, method, arch, dataset="benchmark", batch_size=batch, compile=compile,
+                        **changes).resolved(size)
+    if cfg.vit_patch_size != patch:
+        raise SystemExit(f"recipe {recipe} uses {cfg.vit_patch_size} px patches, the row {patch} px")
+    return cfg
 
 
 def vit_flops(args, device: torch.device, precision: str) -> dict:
-    """FLOPs per image of one bare step (batch 2) of DINO and of CO-DINO with every patch token or an
-    n x n pooled grid; DINO's over CO-DINO's is the throughput ratio of a compute-bound device."""
+    """FLOPs per image of one bare step (batch 2) of DINO and of CO-DINO at the recipe's local grid, with
+    every patch token and at other n x n grids, each with the recipe's multi-crop and also without it
+    (two views only); DINO's over CO-DINO's is the throughput ratio of a compute-bound device."""
     from torch.utils.flop_counter import FlopCounterMode
 
     rows = {}
-    for label, arch, size, patch in VIT_ROWS:
+    for label, arch, size, patch, recipe in VIT_ROWS:
         if label not in args.vit_rows.split(","):
             continue
-        counts = {}
-        for name, method, grid in (("dino", "dino", 0), ("co-dino", "co-dino", 0), ("co-dino grid 7", "co-dino", 7),
-                                   ("co-dino grid 4", "co-dino", 4), ("co-dino grid 2", "co-dino", 2)):
-            if grid >= size // patch:
-                continue
-            runner = Runner(_vit_cfg(method, arch, size, patch, 2, local_grid=grid), device, precision, 4, 4)
-            with FlopCounterMode(display=False) as counter:
-                runner.run(1, False)
-            counts[name] = counter.get_total_flops() / 2
-        rows[label] = {"arch": arch, "image_size": size, "patch_size": patch, "tokens": (size // patch) ** 2,
-                       "gflop_per_image": {k: round(v / 1e9, 3) for k, v in counts.items()},
-                       "dino_over": {k: round(counts["dino"] / v, 4) for k, v in counts.items() if k != "dino"}}
-        print(label, rows[label]["gflop_per_image"], "DINO FLOPs / CO-DINO FLOPs:", rows[label]["dino_over"],
-              flush=True)
+        recipe_cfg = _vit_cfg("co-dino", recipe, arch, size, patch, 2)
+        grid, positions = recipe_cfg.local_grid, recipe_cfg.local_positions
+        row = {"arch": arch, "image_size": size, "patch_size": patch, "tokens": (size // patch) ** 2,
+               "recipe": recipe, "recipe_local_grid": grid, "recipe_local_positions": positions}
+        variants = [("dino", "dino", None, None), (f"co-dino recipe (grid {grid}, {positions} positions)", "co-dino",
+                                                    None, None), ("co-dino every token", "co-dino", 0, 0)]
+        variants += [(f"co-dino grid {n}", "co-dino", n, 0) for n in (7, 4, 2) if n < size // patch]
+        for views, local_crops in (("recipe_views", None), ("two_views", 0)):
+            counts = {}
+            for name, method, n, m in variants:
+                cfg = _vit_cfg(method, recipe, arch, size, patch, 2, local_grid=n, local_positions=m)
+                cfg = cfg if local_crops is None else dataclasses.replace(cfg, local_crops=local_crops)
+                runner = Runner(cfg, device, precision, 4, 4)
+                with FlopCounterMode(display=False) as counter:
+                    runner.run(1, False)
+                counts[name] = counter.get_total_flops() / 2
+            row[views] = {"views": runner.describe()["views"],
+                          "gflop_per_image": {k: round(v / 1e9, 3) for k, v in counts.items()},
+                          "dino_over": {k: round(counts["dino"] / v, 4) for k, v in counts.items() if k != "dino"},
+                          "dino_over_at_recipe": round(counts["dino"] / counts[variants[1][0]], 4)}
+            print(label, views, row[views]["gflop_per_image"], "DINO FLOPs / CO-DINO FLOPs:", row[views]["dino_over"],
+                  flush=True)
+        rows[label] = row
     return rows
 
 
@@ -325,14 +342,15 @@ def vit_measure(args, device: torch.device, precision: str) -> dict:
     steps = args.vit_steps or args.steps
     warmup = args.warmup if args.vit_warmup is None else args.vit_warmup
     rows = {}
-    for label, arch, size, patch in VIT_ROWS:
+    for label, arch, size, patch, recipe in VIT_ROWS:
         if label not in labels:
             continue
         batch = batches[0] if len(batches) == 1 else batches[labels.index(label)]
         runners = {}
         for m in ("dino", "co-dino"):
-            grid = LOCAL_GRID.get(size, 0) if m == "co-dino" and not args.vit_every_token else 0
-            runners[m] = Runner(_vit_cfg(m, arch, size, patch, batch, args.compile, local_grid=grid), device, precision,
+            every = 0 if args.vit_every_token else None
+            runners[m] = Runner(_vit_cfg(m, recipe, arch, size, patch, batch, args.compile, local_grid=every,
+                                         local_positions=every), device, precision,
                                 (warmup + steps) * args.repeats * 2 + warmup, args.vit_dataset_size)
             runners[m].run(warmup, True)  # compile / allocate once
         blocks: dict[str, dict[str, list[float]]] = {m: {"full": [], "bare": []} for m in runners}
@@ -358,7 +376,8 @@ def vit_measure(args, device: torch.device, precision: str) -> dict:
         rows[label] = {"arch": arch, "image_size": size, "patch_size": patch, "tokens": (size // patch) ** 2,
                        "batch_size": batch, "timed_steps_per_block": steps, "warmup_steps_per_block": warmup,
                        "repeats": args.repeats, "drop_path": 0.1, "methods": row, "co_dino_over_dino": ratio,
-                       "co_dino_local_grid": 0 if args.vit_every_token else LOCAL_GRID.get(size, 0),
+                       "recipe": recipe, "co_dino_local_grid": runners["co-dino"].cfg.local_grid,
+                       "co_dino_local_positions": runners["co-dino"].cfg.local_positions,
                        "co_dino_over_dino_repeats": [round(v, 4) for v in co_paired],
                        "statistic": "median over repeats of the paired ratios; rates: median blocks"}
     return rows

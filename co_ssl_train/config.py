@@ -115,6 +115,10 @@ class TrainConfig:
                            "co-ssl", choices=("additive", "convex"))
     local_grid: int = opt(0, "n: local vectors are adaptively average-pooled to n x n (0 = the map size; "
                           "fewer positions is cheaper)", "co-ssl")
+    local_positions: int = newer_opt(0, "M: each step the local loss takes M positions of the n x n grid, drawn at "
+                                     "random and the same for every image of the batch: an unbiased estimate of the "
+                                     "all-positions mean at M/n^2 of the local heads' cost (0 = every position; ours)",
+                                     "co-ssl")
     local_layer: str = opt("layer4", "stage whose map the local branch aligns with the global embedding; the "
                            "global branch always pools the final stage, and the exported encoder's local map is "
                            "the final stage (layer3: the paper's intermediate-layer variant)", "co-ssl",
@@ -320,7 +324,7 @@ RANGES: dict[str, Number] = {
     "temperature": POSITIVE, "dino_prototypes": COUNT, "dino_teacher_temp": POSITIVE,
     "dino_warmup_teacher_temp": POSITIVE, "dino_warmup_teacher_epochs": NON_NEGATIVE, "dino_student_temp": POSITIVE,
     "dino_center_momentum": UNIT, "vicreg_sim": NON_NEGATIVE, "vicreg_var": NON_NEGATIVE, "vicreg_cov": NON_NEGATIVE,
-    "local_weight": NON_NEGATIVE, "local_grid": NON_NEGATIVE_INT, "min_scale": UNIT_OPEN_LOW,
+    "local_weight": NON_NEGATIVE, "local_grid": NON_NEGATIVE_INT, "local_positions": NON_NEGATIVE_INT, "min_scale": UNIT_OPEN_LOW,
     "local_crops": NON_NEGATIVE_INT, "local_crop_size": NON_NEGATIVE_INT, "local_crop_scale_min": UNIT_OPEN_LOW,
     "local_crop_scale_max": UNIT_OPEN_LOW, "patch_size": NON_NEGATIVE_INT, "patches": COUNT, "epochs": COUNT,
     "batch_size": Number(int, low=2), "lr": POSITIVE, "weight_decay": NON_NEGATIVE, "weight_decay_end": NON_NEGATIVE,

@@ -154,7 +154,7 @@ FIELDS: dict[str, Callable[[Any], None]] = {
     "receptive_field": optional(integer(1)),
     "local_branch": optional(mapping({"weight": finite, "form": text, "grid": integer(0), "layer": text,
                                       "shared_heads": boolean, "mlp_after_pool": boolean, "target": text,
-                                      "stage": text})),
+                                      "stage": text, "positions": integer(1)})),
     "representation": representation,
     "encoder": ENCODER,
     "views": sequence(mapping({"size": integer(1), "count": integer(1), "scale": sequence(fraction, 2)},

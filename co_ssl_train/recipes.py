@@ -194,3 +194,18 @@ def format_recipe(name: str, method: str | None = None, arch: str | None = None)
     command = " ".join(["co-ssl-train", "train", *recipe_args(name, method, arch)])
     return "\n".join([f"recipe {name}: {_recipe_for(name, arch).description}", *rows, "", "exact command:",
                       f"  {command} --out checkpoints --run-name <name>"])
+
+
+def recipe_config(name: str, method: str | None = None, arch: str | None = None, **overrides):
+    """The `TrainConfig` that `co-ssl-train --recipe NAME --method M --arch A` trains, parsed from the
+    recipe's flags as the command line parses them, with `overrides` (field names) replaced: what a
+    benchmark uses to time exactly a recipe's settings."""
+    import argparse
+    import dataclasses
+
+    from co_ssl_train.config_args import add_config_args, config_from_args
+
+    parser = argparse.ArgumentParser(add_help=False)
+    add_config_args(parser)
+    cfg = config_from_args(parser.parse_args(recipe_args(name, method, arch)))
+    return dataclasses.replace(cfg, **overrides)

@@ -148,6 +148,10 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext) -> Path:
     if local is not None and cfg.local_grid > h:
         raise UserError(f"--local-grid {cfg.local_grid} is larger than the {h}x{h} {cfg.local_layer} map of "
                         f"{cfg.arch} at {cfg.image_size} px; use at most {h}")
+    grid = cfg.local_grid or h
+    if local is not None and cfg.local_positions > grid * grid:
+        raise UserError(f"--local-positions {cfg.local_positions} is more than the {grid}x{grid} local grid's "
+                        f"{grid * grid} positions; use at most {grid * grid} (0 = every position)")
     method = build_method(spec, encoder, cfg).to(device)  # --drop-path: in the trained encoder only
     if cfg.sync_bn:
         if ctx.backend != "nccl":

@@ -89,12 +89,16 @@ def _dino_vit(arch: str) -> tuple[Setting, ...]:
 
 # the CO-variants' local grid: as many local vectors as the paper's ResNet map at that resolution
 # (CIFAR ResNet-18: 4x4 at 32 px; ResNet-50: 7x7 at 224 px), each the mean of a block of patch tokens;
-# it also bounds the cost of the local branch (benchmarks/train_throughput.py --vit-flops: CO-DINO /
-# DINO FLOPs 0.95 at 7x7 on ViT-S/16 224 px against 0.81 with every token; 0.83 at 4x4 on ViT-tiny/4)
+# and each step the local loss takes half of the grid's positions, drawn at random (an unbiased
+# estimate of the all-positions loss): the full-width DINO head at every local vector otherwise costs
+# more than a tenth of DINO's step (benchmarks/train_throughput.py --vit-flops, recipe views: CO-DINO /
+# DINO FLOPs 0.89 at all 49 positions of ViT-S/16 224 px, 0.90 at all 16 of ViT-tiny/4 32 px)
 LOCAL_GRID = {32: 4, 224: 7}  # image size -> n of the n x n grid
-_LOCAL_GRID = {"cifar10": ("--local-grid", str(LOCAL_GRID[32]), "ours (the 4x4 map of the paper's CIFAR ResNet-18)"),
-               "imagenet100": ("--local-grid", str(LOCAL_GRID[224]),
-                               "ours (the 7x7 map of the paper's ResNet-50 at 224 px)")}
+LOCAL_POSITIONS = {32: 8, 224: 24}  # image size -> M of the n^2 positions per step
+_LOCAL = {"cifar10": (("--local-grid", str(LOCAL_GRID[32]), "ours (the 4x4 map of the paper's CIFAR ResNet-18)"),
+                      ("--local-positions", str(LOCAL_POSITIONS[32]), "ours (half the grid each step: cost)")),
+          "imagenet100": (("--local-grid", str(LOCAL_GRID[224]), "ours (the 7x7 map of the paper's ResNet-50 at 224 px)"),
+                          ("--local-positions", str(LOCAL_POSITIONS[224]), "ours (half the grid each step: cost)"))}
 
 
 def is_vit_arch(arch: str | None) -> bool:
@@ -107,5 +111,5 @@ def vit_recipe(name: str, arch: str) -> tuple[str, tuple[Setting, ...], dict[str
         return None
     description, common, per_method = VIT_RECIPES[name]
     per_method = {m: (*s, *_dino_vit(arch)) if m in ("dino", "co-dino") else s for m, s in per_method.items()}
-    per_method = {m: (*s, _LOCAL_GRID[name]) if m.startswith("co-") else s for m, s in per_method.items()}
+    per_method = {m: (*s, *_LOCAL[name]) if m.startswith("co-") else s for m, s in per_method.items()}
     return f"{description} ({arch})", (("--arch", arch, "-"), *common), per_method

@@ -7,6 +7,9 @@ local output is trained with X's own loss against the *global* target of view b,
 `n^2` positions and symmetrized over the two views. Total `L_g + w_s L_l` (additive) or
 `(1 - w_s) L_g + w_s L_l` (convex).
 
+`positions = M` (ours, off by default) computes the local loss at M grid positions drawn each step
+instead of all `n^2` (see `LocalBranch.sample`).
+
 Options (the paper's ablations):
 - `shared_heads`: the local branch uses the very modules of the global head (one head for both)
   instead of a separately initialized copy of its architecture;
@@ -39,12 +42,14 @@ class LocalSettings:
     shared_heads: bool = False
     mlp_after_pool: bool = True
     target: str = "global"  # CO-BYOL: "local" regresses the target's local projection of its pooled map
+    positions: int = 0  # M: random grid positions per step; 0 = all n^2
 
     def to_json(self) -> dict:
-        """The settings as meta.json records them (`target` only when it is not the default "global")."""
+        """The settings as meta.json records them (`target` and `positions` only when not the defaults)."""
         return dict(weight=self.weight, form=self.form, grid=self.grid, layer=self.layer,
                     shared_heads=self.shared_heads, mlp_after_pool=self.mlp_after_pool,
-                    **({"target": self.target} if self.target != "global" else {}))
+                    **({"target": self.target} if self.target != "global" else {}),
+                    **({"positions": self.positions} if self.positions else {}))
 
 
 def local_settings(cfg, co: bool) -> LocalSettings | None:
@@ -53,7 +58,7 @@ def local_settings(cfg, co: bool) -> LocalSettings | None:
         return None
     return LocalSettings(weight=cfg.local_weight, form=cfg.weight_form, grid=cfg.local_grid, layer=cfg.local_layer,
                          shared_heads=cfg.shared_heads or not cfg.mlp_after_pool, mlp_after_pool=cfg.mlp_after_pool,
-                         target=cfg.local_target)
+                         target=cfg.local_target, positions=cfg.local_positions)
 
 
 def combine(global_loss: torch.Tensor, local_loss: torch.Tensor, weight: float, form: str) -> torch.Tensor:
@@ -61,6 +66,11 @@ def combine(global_loss: torch.Tensor, local_loss: torch.Tensor, weight: float, 
     if form == "convex":
         return (1 - weight) * global_loss + weight * local_loss
     return global_loss + weight * local_loss
+
+
+def draw_positions(count: int, m: int, device: torch.device) -> torch.Tensor:
+    """`m` of the positions `0..count-1`, without replacement, from torch's generator of `device`."""
+    return torch.randperm(count, device=device)[:m]
 
 
 class LocalBranch(nn.Module):
@@ -89,9 +99,21 @@ class LocalBranch(nn.Module):
         n = self.settings.grid
         return F.adaptive_avg_pool2d(local, n) if n and n != local.shape[-1] else local
 
+    def sample(self, local: torch.Tensor) -> torch.Tensor:
+        """`positions` of the grid's `n^2`, drawn without replacement from torch's generator of the map's
+        device (saved with the run, so a resumed run draws the same), the same for every image and view
+        of the call: as `(B, C, M, 1)`. Every CO-loss is a mean over positions of a per-position loss
+        (VICReg's variance and covariance are taken over the batch at one position), so the mean over
+        M drawn positions is an unbiased estimate of it."""
+        m, (b, c, h, w) = self.settings.positions, local.shape
+        if not m or m >= h * w:
+            return local
+        chosen = draw_positions(h * w, m, local.device)
+        return local.flatten(2).index_select(2, chosen).unsqueeze(-1)
+
     def forward(self, local: torch.Tensor) -> torch.Tensor:
         head = self._shared_head[0] if self.shared else self.head
-        return per_position(head, self.pool(local))
+        return per_position(head, self.sample(self.pool(local)))
 
 
 def local_stage(encoder, layer: str) -> str:
