@@ -1,6 +1,8 @@
 """CO-SSL on a ViT under data parallelism: two gloo ranks of DDP, each on half the batch, give the
 gradients of one process on the whole batch (CO-DINO with DINO's BatchNorm-free ViT head, so no
-statistic depends on how the batch is split; LayerNorm and attention act per image)."""
+statistic depends on how the batch is split; LayerNorm and attention act per image). The local loss
+takes 7 of the 16 token positions (`--local-positions`): every rank seeds torch as the trainer does,
+so all ranks draw the positions one process draws for the whole batch."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ def _model():
     torch.manual_seed(0)
     cfg = TrainConfig(method="co-dino", dataset="synthetic", arch="vit_tiny", vit_patch_size=8, vit_dim=24,
                       vit_depth=2, vit_heads=2, proj_hidden=32, proj_dim=16, dino_prototypes=32, batch_size=8,
-                      head_bn=False).resolved(32)
+                      head_bn=False, local_positions=7).resolved(32)
     method = METHODS["co-dino"].build(build_encoder("vit_tiny", VIT), cfg)
     method.set_schedule_values(teacher_temp=0.05)
     return method

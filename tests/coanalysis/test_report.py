@@ -193,3 +193,19 @@ def test_report_command_writes_html_figures_and_tables(tmp_path):
     assert (tmp_path / "out" / "tables" / "noise-table1.md").is_file()
     out = run_cli("coanalysis", "report", str(folder), "--out", str(tmp_path))
     assert out.returncode == 2 and "is a folder" in out.stderr
+
+
+def test_training_config_table_shows_a_newer_option_s_default_where_a_run_did_not_store_it():
+    """co-ssl-train stores options added after schema 1 only when they differ from their default
+    (`--local-positions 0` is not stored): such a run shows the default, a checkpoint without a
+    training config shows '–'."""
+    from coanalysis.report.data import ReportData
+    from coanalysis.report.sections import models as section
+
+    configs = {"sampled": {"method": "co-dino", "local_positions": 8}, "all": {"method": "co-dino"},
+               "zoo": {}}
+    data = ReportData({n: {"name": n, "config": c} for n, c in configs.items()}, {}, None, [])
+    table = next(t for t in section.build(data).tables if t.name == "training-config")
+    rows = {row[0]: row[1:] for row in table.rows}
+    assert rows["local_positions *"] == ["8", "0", "–"]
+    assert rows["method *"] == ["co-dino", "co-dino", "–"]

@@ -17,7 +17,7 @@ from coanalysis.report.sections.base import Details, Section, Table, fmt_kwargs
 # run was executed (paths, workers, progress bars) stay in the collapsible full config.
 TRAINING_KEYS = ("method", "dataset", "subset", "image_size", "epochs", "max_steps", "batch_size", "optimizer", "lr",
                  "weight_decay", "warmup_epochs", "ema", "proj_hidden", "proj_dim", "local_layer", "local_weight",
-                 "weight_form", "local_grid", "min_scale", "blur", "normalization", "precision", "seed")
+                 "weight_form", "local_grid", "local_positions", "min_scale", "blur", "normalization", "precision", "seed")
 
 
 def _params(m: dict[str, Any]) -> str:
@@ -42,6 +42,22 @@ def _training(m: dict[str, Any]) -> str:
         text += " (unfinished)"
     loss = (t.get("metrics") or {}).get("loss")
     return text + (f", final loss {loss:.3g}" if isinstance(loss, (int, float)) else "")
+
+
+def _newer_defaults() -> dict[str, Any]:
+    """co-ssl-train options added after schema 1, which a run stores only when they differ from their
+    default: a co-ssl-train config without one had the default."""
+    import dataclasses
+
+    from co_ssl_train.config import TrainConfig
+
+    return {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.metadata.get("since")}
+
+
+def _stored(config: dict[str, Any], key: str, newer: dict[str, Any]) -> Any:
+    if key in config:
+        return config[key]
+    return newer.get(key) if config else None
 
 
 def _value(v: Any) -> str:
@@ -72,10 +88,11 @@ def build(data: ReportData) -> Section:
     configs = {name: m.get("config") or {} for name, m in data.models.items()}
     keys = [k for k in TRAINING_KEYS if any(k in c for c in configs.values())]
     if keys:
-        differ = {k for k in keys if len({json.dumps(c.get(k)) for c in configs.values()}) > 1}
+        newer = _newer_defaults()
+        values = {k: [_stored(c, k, newer) for c in configs.values()] for k in keys}
+        differ = {k for k in keys if len({json.dumps(v) for v in values[k]}) > 1}
         tables.append(Table(["setting"] + [data.label(n) for n in configs],
-                            [[f"{k} *" if k in differ else k] + [_value(c.get(k)) for c in configs.values()]
-                             for k in keys],
+                            [[f"{k} *" if k in differ else k] + [_value(v) for v in values[k]] for k in keys],
                             "Training configuration as stored in each checkpoint (co-ssl-train options); "
                             "* marks settings that differ between the models.", name="training-config",
                             title="Training configuration"))
