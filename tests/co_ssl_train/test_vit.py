@@ -91,6 +91,7 @@ def test_registry_presets_and_errors():
     assert {"vit", "vit_tiny", "vit_small", "vit_base"} <= set(ARCHS)
     small = build_encoder("vit_small", {"depth": 1})
     assert small.backbone.embed_dim == 384 and small.backbone.blocks[0].attn.num_heads == 6
+    assert small.backbone.blocks[0].attn.fused_attn  # timm calls scaled_dot_product_attention (fused on GPU)
     assert small.local_layer == "blocks.0" and small.receptive_field() is None
     with pytest.raises(UserError, match="needs a class token"):
         build_encoder("vit", {**TINY, "class_token": False, "readout": "cls"})
