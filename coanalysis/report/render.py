@@ -84,6 +84,30 @@ def coverage_notes(data: ReportData, section: Section) -> list[str]:
     return notes
 
 
+def _probe_fit(p: dict) -> str:
+    n = (p.get("train_data") or {}).get("n", p.get("n_train"))
+    return f"{n} training images, seed {p.get('seed')}" if n is not None else "an unstated training set"
+
+
+def probe_notes(data: ReportData, section: Section) -> list[str]:
+    """A note for each result of the section read by a linear probe (its protocol's `probe` record) fitted
+    otherwise than the model's probe result (e.g. `robustness --n-train 1000` and then `probe` on the whole training split): its
+    clean accuracy then need not equal the clean-accuracy table's."""
+    analyses = section.analyses or (section.key,)
+    clean = {r.model["name"]: r.protocol for r in data.of("probe")}
+    notes = []
+    for analysis in analyses:
+        for r in data.of(analysis) if analysis != "probe" else ():
+            used, ref = (r.protocol or {}).get("probe"), clean.get(r.model["name"])
+            if not isinstance(used, dict) or "train_data" not in used or not isinstance(ref, dict) or used == ref:
+                continue
+            differ = sorted(k for k in set(used) | set(ref) if used.get(k) != ref.get(k))
+            notes.append(f"{r.model['name']}/{analysis} was read by a probe fitted on {_probe_fit(used)}; the "
+                         f"clean-accuracy table's probe on {_probe_fit(ref)} (they differ in {', '.join(differ)}), "
+                         "so the clean points here need not equal that table.")
+    return notes
+
+
 def build_sections(data: ReportData) -> list[Section]:
     """Every section whose results exist, in report order. A section whose results hold values of
     an unexpected type or shape (a hand-edited or foreign file that still has a result's fields) is
@@ -139,7 +163,8 @@ def render(data: ReportData, out: Path, *, title: str | None = None, note: str |
             tables.append({"table": table, "rows": [_cells(row) for row in table.rows], "number": tab_no,
                            "file": f"{TABLES_DIR}/{stem}"})
         sections.append({"key": section.key, "title": section.title, "intro": section.intro,
-                         "notes": section.takeaways + section.notes + coverage_notes(data, section),
+                         "notes": (section.takeaways + section.notes + coverage_notes(data, section)
+                                   + probe_notes(data, section)),
                          "figures": figures,
                          "tables": tables, "code": section.code, "details": section.details})
         rendered.sections.append(section.key)

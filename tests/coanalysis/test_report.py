@@ -209,3 +209,42 @@ def test_training_config_table_shows_a_newer_option_s_default_where_a_run_did_no
     rows = {row[0]: row[1:] for row in table.rows}
     assert rows["local_positions *"] == ["8", "0", "–"]
     assert rows["method *"] == ["co-dino", "co-dino", "–"]
+
+
+def _probe_protocol(n: int) -> dict:
+    return {"seed": 0, "n_train": n, "weight_decays": [0.0, 1e-4], "train_data": {"dataset": "d", "n": n}}
+
+
+def test_a_section_read_by_another_probe_than_the_clean_table_says_so():
+    """`robustness --n-train 1000`, then `probe` on the whole split: the noise section notes that its
+    probe is not the clean table's; a result read by the same probe, or by none, gets no note."""
+    from coanalysis.report.data import ReportData
+    from coanalysis.report.render import probe_notes
+    from coanalysis.report.sections.base import Section
+
+    def result(model: str, analysis: str, probe: dict) -> Result:
+        return Result(analysis, {"name": model}, {"probe": probe} if analysis != "probe" else probe, {}, {}, 0.0,
+                      True, 0)
+
+    results = {("a", "probe"): result("a", "probe", _probe_protocol(60000)),
+               ("a", "noise"): result("a", "noise", _probe_protocol(1000)),
+               ("b", "probe"): result("b", "probe", _probe_protocol(500)),
+               ("b", "noise"): result("b", "noise", _probe_protocol(500)),
+               ("a", "erf"): result("a", "erf", {})}
+    data = ReportData({"a": {"name": "a"}, "b": {"name": "b"}}, results, None, [])
+    notes = probe_notes(data, Section("noise", "Gaussian noise"))
+    assert notes == ["a/noise was read by a probe fitted on 1000 training images, seed 0; the clean-accuracy "
+                     "table's probe on 60000 training images, seed 0 (they differ in n_train, train_data), so the "
+                     "clean points here need not equal that table."]
+    assert probe_notes(data, Section("erf", "ERF")) == []
+
+
+@pytest.mark.parametrize("model, label", [({"family": "vit", "global_readout": "cls"}, "class token"),
+                                          ({"family": "vit", "global_readout": "avg"}, "mean of patch tokens"),
+                                          ({"arch": "resnet18"}, "global average"),
+                                          ({"readout": {"kind": "bag-of-patches", "patch_size": 8, "stride": 8}},
+                                           "bag of 8 px patches, stride 8")])
+def test_the_clean_table_names_the_readout_the_probe_read(model, label):
+    from coanalysis.report.sections.clean import _readout
+
+    assert _readout(Result("probe", {"name": "m", **model}, {}, {}, {}, 0.0, True, 0)) == label

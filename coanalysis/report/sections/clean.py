@@ -20,10 +20,18 @@ def _knn_cell(cell: dict, k: str) -> dict | None:
     return {"accuracy": cell["knn"][k], **(cell.get("knn_correct") or {}).get(k, {})}
 
 
+VIT_READOUTS = {"cls": "class token", "avg": "mean of patch tokens", "cls+avg": "class token + mean of patch tokens"}
+
+
 def _readout(result) -> str:
+    """What the probe read: a BagSSL bag, a ViT's readout token(s) (PROTOCOLS section 13), or a CNN's
+    global average of the local map."""
     readout = result.model.get("readout") or {}
     if readout.get("kind") == "bag-of-patches":
         return f"bag of {readout['patch_size']} px patches, stride {readout['stride']}"
+    if result.model.get("family") == "vit":
+        kind = result.model.get("global_readout")
+        return VIT_READOUTS.get(kind, f"ViT readout {kind}")
     return "global average"
 
 
