@@ -311,6 +311,12 @@ class TrainConfig:
         return merged
 
 
+def newer_defaults() -> dict[str, Any]:
+    """The options added after schema 1 with their defaults: a run stores such an option only when it
+    differs from its default, so a stored config without one had the default."""
+    return {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.metadata.get("since")}
+
+
 def flag_of(f: dataclasses.Field) -> str:
     """The command-line flag of a TrainConfig field: its `flag` metadata, else `--field-name`."""
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")

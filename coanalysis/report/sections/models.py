@@ -12,6 +12,7 @@ from typing import Any
 
 from coanalysis.report.data import ReportData
 from coanalysis.report.sections.base import Details, Section, Table, fmt_kwargs
+from coanalysis.trainer_io import newer_defaults
 
 # Config keys that shape the trained model, in display order; keys that only say where and how a
 # run was executed (paths, workers, progress bars) stay in the collapsible full config.
@@ -42,16 +43,6 @@ def _training(m: dict[str, Any]) -> str:
         text += " (unfinished)"
     loss = (t.get("metrics") or {}).get("loss")
     return text + (f", final loss {loss:.3g}" if isinstance(loss, (int, float)) else "")
-
-
-def _newer_defaults() -> dict[str, Any]:
-    """co-ssl-train options added after schema 1, which a run stores only when they differ from their
-    default: a co-ssl-train config without one had the default."""
-    import dataclasses
-
-    from co_ssl_train.config import TrainConfig
-
-    return {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.metadata.get("since")}
 
 
 def _stored(config: dict[str, Any], key: str, newer: dict[str, Any]) -> Any:
@@ -88,7 +79,7 @@ def build(data: ReportData) -> Section:
     configs = {name: m.get("config") or {} for name, m in data.models.items()}
     keys = [k for k in TRAINING_KEYS if any(k in c for c in configs.values())]
     if keys:
-        newer = _newer_defaults()
+        newer = newer_defaults()  # a co-ssl-train config without one of these had its default
         values = {k: [_stored(c, k, newer) for c in configs.values()] for k in keys}
         differ = {k for k in keys if len({json.dumps(v) for v in values[k]}) > 1}
         tables.append(Table(["setting"] + [data.label(n) for n in configs],
