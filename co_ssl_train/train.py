@@ -82,7 +82,11 @@ def train(cfg: TrainConfig) -> Path:
     """
     ctx = distributed.init_distributed(cfg.device, cfg.dist_timeout)
     try:
-        return _train(cfg, ctx)
+        run_dir = _train(cfg, ctx)
+        # every rank waits for rank 0's last writes before any tears its gloo / nccl group down: a rank
+        # that destroyed its group and exited while another was still at work aborted now and then
+        distributed.barrier()
+        return run_dir
     except KeyboardInterrupt as e:  # say what is kept, naming a checkpoint only when there is one
         run_dir = Path(cfg.out) / cfg.run_dir_name()
         e.args = (f"the last checkpoint in {run_dir} is kept (continue with --resume)"
