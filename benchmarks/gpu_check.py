@@ -80,11 +80,13 @@ TARGETS = (
     Target("train_throughput", "BYOL full step / bare compute", "methods.byol.full_over_bare", ">=", 0.85),
     Target("train_throughput", "CO-BYOL / BYOL images/s", "co_over_plain.co-byol_over_byol", ">=", 0.9),
     Target("train_throughput", "CO-BYOL 50k-image epoch, s", "methods.co-byol.epoch_50k_s", "<=", 8.0),
-    Target("train_throughput_vit", "ViT-S/16 DINO full step / bare compute",
-           "vit_rows.vit_small_16_224px.methods.dino.full_over_bare", ">=", 0.85),
-    Target("train_throughput_vit", "ViT-S/16 CO-DINO (7x7 grid) / DINO",
+    *(Target("train_throughput_vit", f"{label} {m.upper()} full step / bare compute",
+             f"vit_rows.{row}.methods.{m.lower()}.full_over_bare", ">=", 0.85)
+      for label, row in (("ViT-S/16", "vit_small_16_224px"), ("ViT-tiny/4", "vit_tiny_4_32px"))
+      for m in ("dino", "co-dino")),
+    Target("train_throughput_vit", "ViT-S/16 CO-DINO / DINO (imagenet100 recipe: 7x7 grid, 24 positions)",
            "vit_rows.vit_small_16_224px.co_dino_over_dino", ">=", 0.9),
-    Target("train_throughput_vit", "ViT-tiny/4 CO-DINO (4x4 grid) / DINO",
+    Target("train_throughput_vit", "ViT-tiny/4 CO-DINO / DINO (cifar10 recipe: 4x4 grid, 8 positions)",
            "vit_rows.vit_tiny_4_32px.co_dino_over_dino", ">=", 0.9),
     Target("feature_throughput", "extraction / bare forward", "ratio_extraction_over_bare", ">=", 0.9),
     Target("feature_throughput_vit", "ViT-S/16 extraction / bare timm forward", "ratio_extraction_over_bare", ">=",
