@@ -104,7 +104,9 @@ class LocalBranch(nn.Module):
         device (saved with the run, so a resumed run draws the same), the same for every image and view
         of the call: as `(B, C, M, 1)`. Every CO-loss is a mean over positions of a per-position loss
         (VICReg's variance and covariance are taken over the batch at one position), so the mean over
-        M drawn positions is an unbiased estimate of it."""
+        M drawn positions is an unbiased estimate of it; heads with BatchNorm (the ResNet recipes' BYOL,
+        SimCLR, MoCo v3, VICReg heads) normalize by the drawn positions' batch statistics, so for them
+        it is so only up to those statistics (DINO's ViT head has none)."""
         m, (b, c, h, w) = self.settings.positions, local.shape
         if not m or m >= h * w:
             return local
