@@ -109,7 +109,10 @@ def build(data: ReportData) -> Section | None:
                    "split: a linear probe (logistic regression, weight decay chosen on a held-out 10% of the "
                    "training features) and a weighted kNN." + knn_text + chance,
                    tables=[Table(["model", "format", "readout", "probe top-1 (%)"] + [f"kNN {k} top-1 (%)" for k in ks]
-                                 + ["evaluated on", "n", "seeds", "probe train top-1 (%)", "weight decay", "n train"],
+                                 + ["evaluated on", "n", "seeds in group", "probe train top-1 (%)", "weight decay",
+                                    "n train"],
                                  rows, "Top-1 accuracy of each readout on the same evaluation images (n per row); in "
-                                 "brackets the 95% image-bootstrap interval (1 000 resamples)."), groups],
+                                 "brackets the 95% image-bootstrap interval (1 000 resamples). Seeds in group: the "
+                                 "checkpoints of this one's seed group (the table below); each row is one of them."),
+                          groups],
                    takeaways=findings)
