@@ -65,7 +65,8 @@ TARGETS = {"full_over_bare_min": 0.85, "co_byol_over_byol_min": 0.9,
            "epoch_50k_s_max_h100_resnet18_32px_co_byol": 8.0, "vit_co_dino_over_dino_min": 0.9}
 # the ViT rows: (label, arch, image size, patch size)
 # label, arch, image size, patch size, the ViT recipe whose settings the row times
-VIT_ROWS = (("vit_small_16_224px", "vit_small", 224, 16, "imagenet100"), ("vit_tiny_4_32px", "vit_tiny", 32, 4, "cifar10"))
+VIT_ROWS = (("vit_small_16_224px", "vit_small", 224, 16, "imagenet100"),
+            ("vit_tiny_4_32px", "vit_tiny", 32, 4, "cifar10"))
 
 
 def device_name(device: torch.device) -> str:

@@ -97,7 +97,8 @@ LOCAL_GRID = {32: 4, 224: 7}  # image size -> n of the n x n grid
 LOCAL_POSITIONS = {32: 8, 224: 24}  # image size -> M of the n^2 positions per step
 _LOCAL = {"cifar10": (("--local-grid", str(LOCAL_GRID[32]), "ours (the 4x4 map of the paper's CIFAR ResNet-18)"),
                       ("--local-positions", str(LOCAL_POSITIONS[32]), "ours (half the grid each step: cost)")),
-          "imagenet100": (("--local-grid", str(LOCAL_GRID[224]), "ours (the 7x7 map of the paper's ResNet-50 at 224 px)"),
+          "imagenet100": (("--local-grid", str(LOCAL_GRID[224]),
+                           "ours (the 7x7 map of the paper's ResNet-50 at 224 px)"),
                           ("--local-positions", str(LOCAL_POSITIONS[224]), "ours (half the grid each step: cost)"))}
 
 

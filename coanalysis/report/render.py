@@ -90,9 +90,9 @@ def _probe_fit(p: dict) -> str:
 
 
 def probe_notes(data: ReportData, section: Section) -> list[str]:
-    """A note for each result of the section read by a linear probe (its protocol's `probe` record) fitted
-    otherwise than the model's probe result (e.g. `robustness --n-train 1000` and then `probe` on the whole training split): its
-    clean accuracy then need not equal the clean-accuracy table's."""
+    """A note for each result of the section read by a linear probe (its protocol's `probe` record)
+    fitted otherwise than the model's probe result (e.g. `robustness --n-train 1000`, then `probe` on
+    the whole training split): its clean accuracy then need not equal the clean-accuracy table's."""
     analyses = section.analyses or (section.key,)
     clean = {r.model["name"]: r.protocol for r in data.of("probe")}
     notes = []

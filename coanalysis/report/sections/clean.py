@@ -112,7 +112,8 @@ def build(data: ReportData) -> Section | None:
                                  + ["evaluated on", "n", "seeds in group", "probe train top-1 (%)", "weight decay",
                                     "n train"],
                                  rows, "Top-1 accuracy of each readout on the same evaluation images (n per row); in "
-                                 "brackets the 95% image-bootstrap interval (1 000 resamples). Seeds in group: the "
-                                 "checkpoints of this one's seed group (the table below); each row is one of them."),
+                                 "brackets the 95% image-bootstrap interval (1 000 resamples). Seeds in group: how many "
+                                 "checkpoints form this one's seed group (the table below); each row is one "
+                                 "checkpoint, trained with one seed."),
                           groups],
                    takeaways=findings)

@@ -18,7 +18,8 @@ from coanalysis.trainer_io import newer_defaults
 # run was executed (paths, workers, progress bars) stay in the collapsible full config.
 TRAINING_KEYS = ("method", "dataset", "subset", "image_size", "epochs", "max_steps", "batch_size", "optimizer", "lr",
                  "weight_decay", "warmup_epochs", "ema", "proj_hidden", "proj_dim", "local_layer", "local_weight",
-                 "weight_form", "local_grid", "local_positions", "min_scale", "blur", "normalization", "precision", "seed")
+                 "weight_form", "local_grid", "local_positions", "min_scale", "blur", "normalization", "precision",
+                 "seed")
 
 
 def _params(m: dict[str, Any]) -> str:
