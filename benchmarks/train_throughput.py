@@ -25,8 +25,8 @@ the two methods and modes in every repeat (see `vit_measure`), so the ratios hol
     python benchmarks/train_throughput.py --arch resnet10 --width 16 --batch-size 256 \\
         --proj-hidden 512 --proj-dim 128 --threads 1      # the CPU demo's network
     python benchmarks/train_throughput.py --vit --vit-batch-size 128   # + ViT-S/16 224 px, ViT-tiny/4 32 px
-    python benchmarks/train_throughput.py --vit-only --vit-batch-size 4,32 --vit-steps 2 --vit-warmup 1 \
-        --repeats 3 --vit-dataset-size 64 --threads 2 --out benchmarks/results/train_throughput-vit-cpu.json
+    python benchmarks/train_throughput.py --vit-only --vit-batch-size 4,32 --vit-steps 3 --vit-warmup 1 \
+        --repeats 4 --vit-dataset-size 64 --threads 2 --out benchmarks/results/train_throughput-vit-cpu.json
                                                           # the ViT rows on a 2-core CPU
 
 Writes `benchmarks/results/train_throughput-<device>.json` (atomically) unless `--out` says otherwise.
