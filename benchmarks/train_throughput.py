@@ -217,10 +217,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--vit-warmup", type=int, default=None, help="untimed steps before each ViT block "
                    "(default: --warmup)")
     p.add_argument("--vit-every-token", action="store_true",
-                   help="CO-DINO aligns every patch token (default: the recipes' --local-grid, 7 at 224 px, 4 at 32)")
+                   help="CO-DINO aligns every patch token at every step (default: the recipes' --local-grid 7 at "
+                        "224 px, 4 at 32, and their --local-positions 24, 8)")
     p.add_argument("--vit-flops", action="store_true",
                    help="only count the FLOPs of one bare step of each ViT row (torch.utils.flop_counter), for "
-                        "CO-DINO with every token and with --local-grid 2, 4 and 7: what a compute-bound GPU gives")
+                        "CO-DINO at the recipe, with every token and at every position of --local-grid 2, 4 and 7, "
+                        "with and without the recipe's local crops: what a compute-bound GPU gives")
     p.add_argument("--conditions", default="", help="what else ran on the machine (recorded in the JSON)")
     p.add_argument("--out", default=None,
                    help="result file (default: benchmarks/results/train_throughput-<device>.json)")
@@ -307,8 +309,9 @@ def vit_flops(args, device: torch.device, precision: str) -> dict:
         grid, positions = recipe_cfg.local_grid, recipe_cfg.local_positions
         row = {"arch": arch, "image_size": size, "patch_size": patch, "tokens": (size // patch) ** 2,
                "recipe": recipe, "recipe_local_grid": grid, "recipe_local_positions": positions}
-        variants = [("dino", "dino", None, None), (f"co-dino recipe (grid {grid}, {positions} positions)", "co-dino",
-                                                    None, None), ("co-dino every token", "co-dino", 0, 0)]
+        at_recipe = f"co-dino recipe (grid {grid}, {positions} positions)"
+        variants = [("dino", "dino", None, None), (at_recipe, "co-dino", None, None),
+                    ("co-dino every token", "co-dino", 0, 0)]
         variants += [(f"co-dino grid {n}", "co-dino", n, 0) for n in (7, 4, 2) if n < size // patch]
         for views, local_crops in (("recipe_views", None), ("two_views", 0)):
             counts = {}
@@ -322,7 +325,7 @@ def vit_flops(args, device: torch.device, precision: str) -> dict:
             row[views] = {"views": runner.describe()["views"],
                           "gflop_per_image": {k: round(v / 1e9, 3) for k, v in counts.items()},
                           "dino_over": {k: round(counts["dino"] / v, 4) for k, v in counts.items() if k != "dino"},
-                          "dino_over_at_recipe": round(counts["dino"] / counts[variants[1][0]], 4)}
+                          "dino_over_at_recipe": round(counts["dino"] / counts[at_recipe], 4)}
             print(label, views, row[views]["gflop_per_image"], "DINO FLOPs / CO-DINO FLOPs:", row[views]["dino_over"],
                   flush=True)
         rows[label] = row
@@ -376,7 +379,8 @@ def vit_measure(args, device: torch.device, precision: str) -> dict:
         print(f"{label} co-dino/dino: {ratio:.3f} (repeats {[round(v, 3) for v in co_paired]})", flush=True)
         rows[label] = {"arch": arch, "image_size": size, "patch_size": patch, "tokens": (size // patch) ** 2,
                        "batch_size": batch, "timed_steps_per_block": steps, "warmup_steps_per_block": warmup,
-                       "repeats": args.repeats, "drop_path": 0.1, "methods": row, "co_dino_over_dino": ratio,
+                       "repeats": args.repeats, "drop_path": runners["co-dino"].cfg.drop_path, "methods": row,
+                       "co_dino_over_dino": ratio,
                        "recipe": recipe, "co_dino_local_grid": runners["co-dino"].cfg.local_grid,
                        "co_dino_local_positions": runners["co-dino"].cfg.local_positions,
                        "co_dino_over_dino_repeats": [round(v, 4) for v in co_paired],

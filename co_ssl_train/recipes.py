@@ -15,8 +15,12 @@ recipe's flags followed by the user's, so any flag given on the command line win
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 from dataclasses import dataclass, field
 
+from co_ssl_train.config import TrainConfig
+from co_ssl_train.config_args import add_config_args, config_from_args
 from co_ssl_train.errors import UserError
 from co_ssl_train.vit_recipes import VIT_RECIPES, is_vit_arch, vit_recipe
 
@@ -196,15 +200,10 @@ def format_recipe(name: str, method: str | None = None, arch: str | None = None)
                       f"  {command} --out checkpoints --run-name <name>"])
 
 
-def recipe_config(name: str, method: str | None = None, arch: str | None = None, **overrides):
+def recipe_config(name: str, method: str | None = None, arch: str | None = None, **overrides) -> TrainConfig:
     """The `TrainConfig` that `co-ssl-train --recipe NAME --method M --arch A` trains, parsed from the
     recipe's flags as the command line parses them, with `overrides` (field names) replaced: what a
     benchmark uses to time exactly a recipe's settings."""
-    import argparse
-    import dataclasses
-
-    from co_ssl_train.config_args import add_config_args, config_from_args
-
     parser = argparse.ArgumentParser(add_help=False)
     add_config_args(parser)
     cfg = config_from_args(parser.parse_args(recipe_args(name, method, arch)))
