@@ -8,6 +8,8 @@ the last ones by images (`coanalysis.sharding`), rank 0 alone writing.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 import time
 from typing import Any
 
@@ -144,17 +146,15 @@ def run_analysis(session: Session, ctx: EvalContext, analysis: Analysis, protoco
                         save()
                 bar.update(1)
         else:
-            for finished in shards.deal(dealt, compute):  # one cell per rank and round
+            # rounds of one cell per rank, then the split cells: every rank on its share of the images
+            rounds = itertools.chain(shards.deal(dealt, compute),
+                                     ({key: shards.together(functools.partial(compute_split, key))} for key in together))
+            for finished in rounds:
                 for key, cell in finished.items():
                     cells[key] = cell
                     state["wall"] += cell["wall_time_s"]
                 store_round()
                 bar.update(len(finished))
-            for key in together:  # every rank on its share of the cell's images
-                cells[key] = shards.together(lambda split, key=key: compute_split(key, split))
-                state["wall"] += cells[key]["wall_time_s"]
-                store_round()
-                bar.update(1)
     ctx.plan = {}
     if not todo and stored is not None and record() != stored and shards.is_main:
         with store.locked(source.name, analysis.name):
@@ -165,7 +165,7 @@ def run_analysis(session: Session, ctx: EvalContext, analysis: Analysis, protoco
 
 def _plan(dealt: list[str], together: list[str], shards: Shards) -> dict[str, tuple[str, ImageSplit] | None]:
     """`EvalContext.plan`: for each cell this process computes, the next one and its split."""
-    split = ImageSplit(shards.rank, shards.world, shards.gather) if shards.world > 1 else ImageSplit()
+    split = shards.image_split()
     mine = [(k, ImageSplit()) for k in shards.mine(dealt)] + [(k, split) for k in together]
     return {k: mine[i + 1] if i + 1 < len(mine) else None for i, (k, _) in enumerate(mine)}
 

@@ -125,14 +125,17 @@ class Shards:
                     raise UserError(part["error"])
             yield {key: parts[i]["cell"] for i, key in enumerate(batch)}
 
+    def image_split(self) -> ImageSplit:
+        """This rank's share of a cell's images (the whole cell on a single process)."""
+        from coanalysis.image_split import ImageSplit
+
+        return ImageSplit(self.rank, self.world, self.gather)
+
     def together(self, compute: Callable[[ImageSplit], dict]) -> dict:
         """`compute(split)` run by every rank on its share of one cell's images (`split`); the cell,
         the same on every rank. A `UserError` on one rank is raised on every rank."""
-        from coanalysis.image_split import ImageSplit
-
-        split = ImageSplit(self.rank, self.world, self.gather if self.world > 1 else None)
         try:
-            return compute(split)
+            return compute(self.image_split())
         except UserError as e:  # the others wait in an exchange of the cell: they get the error there
             if self.world > 1:
                 self._post(self._key(self._next(), self.rank), b"E" + str(e).encode())

@@ -22,9 +22,8 @@ from typing import Any
 
 import torch
 
-from coanalysis.analyses.pgd import AttackedModel, attack_subset, eps_label
+from coanalysis.analyses.pgd import AttackedModel, attack_cell, attack_subset, eps_label
 from coanalysis.probe import ProbedEncoder
-from coanalysis.stats import correctness_record
 
 VERSIONS = {"standard": ("apgd-ce", "apgd-t", "fab-t", "square"), "cheap": ("apgd-ce", "apgd-t")}
 LINF_EPS: tuple[float, ...] = (0.0, 1 / 255, 4 / 255)
@@ -93,9 +92,4 @@ def run_cell(ctx, protocol: AutoAttackProtocol, key: str) -> dict[str, Any]:
             return x_adv, model(x_adv).argmax(1) == y
 
     robust, clean, largest = attack_subset(ctx, protocol.n, protocol.seed, key, norm, model, suite)
-    subset = ctx.images(protocol.n)
-    n = len(robust)
-    return {"norm": norm, "eps": eps, "eps_label": eps_label(norm, eps), "accuracy": int(robust.sum()) / max(n, 1),
-            "clean_accuracy": int(clean.sum()) / max(n, 1), "n": n, "max_perturbation": largest,
-            "version": protocol.version, "batch_size": ctx.batch_size,
-            **correctness_record(robust.numpy(), ctx.data.indices[subset.positions].numpy())}
+    return {**attack_cell(ctx, protocol.n, norm, eps, robust, clean, largest), "version": protocol.version}

@@ -163,6 +163,18 @@ def attack_subset(ctx: EvalContext, n: int | None, seed: int, key: str, norm: st
     return split.join(torch.cat(robust)), split.join(torch.cat(clean)), split.largest(largest)
 
 
+def attack_cell(ctx: EvalContext, n: int | None, norm: str, eps: float, robust: torch.Tensor, clean: torch.Tensor,
+                largest: float) -> dict[str, Any]:
+    """The stored cell of an attack on the seeded subset of `n` images (`attack_subset`'s results):
+    robust and clean accuracy, the largest perturbation, and the per-image correctness record.
+    Shared by PGD and AutoAttack."""
+    ids = ctx.data.indices[ctx.images(n).positions]
+    k = len(robust)
+    return {"norm": norm, "eps": eps, "eps_label": eps_label(norm, eps), "accuracy": int(robust.sum()) / max(k, 1),
+            "clean_accuracy": int(clean.sum()) / max(k, 1), "n": k, "max_perturbation": largest,
+            "batch_size": ctx.batch_size, **correctness_record(robust.numpy(), ids.numpy())}
+
+
 def _attack(ctx: EvalContext, protocol: PGDProtocol, key: str,
             steps: int) -> tuple[torch.Tensor, torch.Tensor, float]:
     """(robust `(n,)` bool, clean-correct `(n,)` bool, largest perturbation) of one cell's attack
@@ -190,14 +202,8 @@ def run_cell(ctx: EvalContext, protocol: PGDProtocol, key: str) -> dict[str, Any
     """One (norm, epsilon) cell; the largest epsilon of each norm also runs at 2x the steps
     (PROTOCOLS 12 convergence check) and is flagged when the two differ by more than 1 point."""
     norm, eps = _norm_eps(protocol, key)
-    robust, clean, largest = _attack(ctx, protocol, key, protocol.steps)
-    subset = ctx.images(protocol.n)
-    n = len(robust)
-    accuracy = int(robust.sum()) / max(n, 1)
-    cell = {"norm": norm, "eps": eps, "eps_label": eps_label(norm, eps), "accuracy": accuracy,
-            "clean_accuracy": int(clean.sum()) / max(n, 1), "n": n, "max_perturbation": largest,
-            "batch_size": ctx.batch_size,
-            **correctness_record(robust.numpy(), ctx.data.indices[subset.positions].numpy())}
+    cell = attack_cell(ctx, protocol.n, norm, eps, *_attack(ctx, protocol, key, protocol.steps))
+    n, accuracy = cell["n"], cell["accuracy"]
     values = protocol.linf_eps if norm == "linf" else protocol.l2_eps
     if eps > 0 and eps == max(values):
         longer, _, _ = _attack(ctx, protocol, key, 2 * protocol.steps)

@@ -64,14 +64,13 @@ def run(args: argparse.Namespace) -> None:
     from coanalysis.local_features import resolve_layer, subset
     from coanalysis.pipeline import eval_data, model_names, open_model
     from coanalysis.results import Result
-    from coanalysis.image_split import ImageSplit
     from coanalysis.similarity import cka_matrices, layer_features, rankme, sample_local_vectors
     from coanalysis.trainer_io import UserError
 
     _check(args)
     session = session_from_args(args)
     shards = session.shards  # under torchrun every rank extracts its share of each model's images
-    split = ImageSplit(shards.rank, shards.world, shards.gather) if shards.world > 1 else ImageSplit()
+    split = shards.image_split()
     wanted = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
     models, seen = {}, None
     for ckpt, name in zip(args.ckpt, model_names(args.ckpt, args.name)):
