@@ -94,12 +94,16 @@ def _dino_vit(arch: str) -> tuple[Setting, ...]:
 # more than a tenth of DINO's step (benchmarks/train_throughput.py --vit-flops, recipe views: CO-DINO /
 # DINO FLOPs 0.89 at all 49 positions of ViT-S/16 224 px, 0.90 at all 16 of ViT-tiny/4 32 px)
 LOCAL_GRID = {32: 4, 224: 7}  # image size -> n of the n x n grid
-LOCAL_POSITIONS = {32: 8, 224: 24}  # image size -> M of the n^2 positions per step
-_LOCAL = {"cifar10": (("--local-grid", str(LOCAL_GRID[32]), "ours (the 4x4 map of the paper's CIFAR ResNet-18)"),
-                      ("--local-positions", str(LOCAL_POSITIONS[32]), "ours (half the grid each step: cost)")),
-          "imagenet100": (("--local-grid", str(LOCAL_GRID[224]),
-                           "ours (the 7x7 map of the paper's ResNet-50 at 224 px)"),
-                          ("--local-positions", str(LOCAL_POSITIONS[224]), "ours (half the grid each step: cost)"))}
+
+
+def _local(size: int, resnet: str) -> tuple[Setting, ...]:
+    """The CO-variants' local settings at `size` px: the grid of `resnet`'s map, half its positions a step."""
+    n = LOCAL_GRID[size]
+    return (("--local-grid", str(n), f"ours (the {n}x{n} map of the paper's {resnet})"),
+            ("--local-positions", str(n * n // 2), "ours (half the grid each step: cost)"))
+
+
+_LOCAL = {"cifar10": _local(32, "CIFAR ResNet-18"), "imagenet100": _local(224, "ResNet-50 at 224 px")}
 
 
 def is_vit_arch(arch: str | None) -> bool:

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from coanalysis.trainer import Encoder, UserError
+from coanalysis.trainer import Encoder, UserError, patch_features
 
 READOUTS = ("auto", "global", "bag")
 
@@ -53,15 +53,11 @@ class BagOfPatchesEncoder(Encoder):
 
     def patch_grid(self, x: torch.Tensor) -> torch.Tensor:
         """Images `(B, 3, H, W)` -> patch representations `(B, C, nh, nw)` (the trainer's grid)."""
-        b, c, h, w = x.shape
-        s = self.patch_size
-        if s > min(h, w):
-            raise UserError(f"the bag readout's patch size {s} px exceeds the {h}x{w} input")
-        patches = x.unfold(2, s, self.stride).unfold(3, s, self.stride)  # (B, 3, nh, nw, s, s)
-        nh, nw = patches.shape[2], patches.shape[3]
-        flat = patches.permute(0, 2, 3, 1, 4, 5).reshape(b * nh * nw, c, s, s)
-        features = self.plain.forward_global(flat)  # (B nh nw, C): the plain global vector (a ViT: its readout)
-        return features.view(b, nh, nw, -1).permute(0, 3, 1, 2)
+        h, w = x.shape[-2:]
+        if self.patch_size > min(h, w):
+            raise UserError(f"the bag readout's patch size {self.patch_size} px exceeds the {h}x{w} input")
+        # the plain global vector of each patch (a ViT: its readout), as the trainer's bag
+        return patch_features(self.plain, x, self.patch_size, self.stride).permute(0, 3, 1, 2)
 
     def forward_local(self, x: torch.Tensor, layer: str | None = None) -> torch.Tensor:
         if layer not in (None, self.local_layer):

@@ -19,6 +19,7 @@ from co_ssl_train.device import autocast, resolve_device, resolve_precision
 from co_ssl_train.distributed import init_distributed, launched_by_torchrun
 from co_ssl_train.distributed import shutdown as shutdown_distributed
 from co_ssl_train.knn import knn_vote
+from co_ssl_train.methods.bagssl import patch_features
 from co_ssl_train.models import ARCHS, IMAGENET_MEAN, IMAGENET_STD, Encoder, build_encoder
 from co_ssl_train.models.vit_spec import READOUTS as VIT_READOUTS
 from co_ssl_train.models.vit_spec import SIZES as VIT_SIZES
@@ -31,5 +32,5 @@ __all__ = ["ARCHS", "DATASETS", "ENCODER_FILE", "IMAGENET_MEAN", "IMAGENET_STD",
            "STATE_FILE", "VIT_READOUTS", "VIT_SIZES", "AnyDataset", "DatasetInfo", "Encoder", "FolderDataset",
            "ImageDataset", "UNDECODABLE", "UserError", "atomic_path", "autocast", "build_encoder",
            "contract", "get_spec", "init_distributed", "iterate_batches", "knn_vote", "launched_by_torchrun",
-           "load_dataset", "open_rgb_or_none", "package_version", "resolve_device", "resolve_precision", "shutdown_distributed",
+           "load_dataset", "open_rgb_or_none", "package_version", "patch_features", "resolve_device", "resolve_precision", "shutdown_distributed",
            "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]

@@ -44,16 +44,22 @@ def patch_grid_stride(patch_size: int) -> int:
     return max(1, patch_size // 2)
 
 
-@torch.no_grad()
-def bag_of_patches(encoder: Encoder, images: torch.Tensor, patch_size: int, stride: int | None = None) -> torch.Tensor:
-    """The bag readout: images `(B, 3, H, W)` in [0, 1] -> `(B, C)`, the mean of
-    `encoder.forward_global` over the grid of `patch_size` patches (stride `patch_size / 2`)."""
-    stride = stride or patch_grid_stride(patch_size)
+def patch_features(encoder: Encoder, images: torch.Tensor, patch_size: int, stride: int) -> torch.Tensor:
+    """`encoder.forward_global` of every `patch_size` patch of the grid with `stride`: images
+    `(B, 3, H, W)` -> `(B, nh, nw, C)` (gradients flow: attacks and saliency read through it)."""
     b, c, h, w = images.shape
     patches = images.unfold(2, patch_size, stride).unfold(3, patch_size, stride)  # (B, 3, nh, nw, s, s)
     nh, nw = patches.shape[2], patches.shape[3]
     flat = patches.permute(0, 2, 3, 1, 4, 5).reshape(b * nh * nw, c, patch_size, patch_size)
-    return encoder.forward_global(flat).view(b, nh * nw, -1).mean(dim=1)
+    return encoder.forward_global(flat).view(b, nh, nw, -1)
+
+
+@torch.no_grad()
+def bag_of_patches(encoder: Encoder, images: torch.Tensor, patch_size: int, stride: int | None = None) -> torch.Tensor:
+    """The bag readout: images `(B, 3, H, W)` in [0, 1] -> `(B, C)`, the mean of
+    `encoder.forward_global` over the grid of `patch_size` patches (stride `patch_size / 2`)."""
+    features = patch_features(encoder, images, patch_size, stride or patch_grid_stride(patch_size))
+    return features.flatten(1, 2).mean(dim=1)
 
 
 def views(cfg) -> ViewPlan:

@@ -107,7 +107,7 @@ class LocalBranch(nn.Module):
         M drawn positions is an unbiased estimate of it; heads with BatchNorm (the ResNet recipes' BYOL,
         SimCLR, MoCo v3, VICReg heads) normalize by the drawn positions' batch statistics, so for them
         it is so only up to those statistics (DINO's ViT head has none)."""
-        m, (b, c, h, w) = self.settings.positions, local.shape
+        m, (h, w) = self.settings.positions, local.shape[-2:]
         if not m or m >= h * w:
             return local
         chosen = draw_positions(h * w, m, local.device)

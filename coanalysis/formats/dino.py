@@ -13,8 +13,6 @@ from __future__ import annotations
 from coanalysis.formats.base import IMAGENET, Adapter, Backbone, Checkpoint, child, has_trunk, take_trunk
 from coanalysis.formats.networks import NETWORKS, networks, take_network
 
-BRANCHES = NETWORKS
-
 
 def match(ckpt: Checkpoint) -> int | None:
     return 90 if all(prefix is not None for _, prefix in networks(ckpt, has_trunk)) else None
@@ -28,4 +26,4 @@ def extract(ckpt: Checkpoint, branch: str | None) -> Backbone:
 
 
 ADAPTER = Adapter("dino", "DINO training checkpoint (teacher and student)", "teacher|student -> module.backbone.*",
-                  match, extract, branches=BRANCHES)
+                  match, extract, branches=NETWORKS)

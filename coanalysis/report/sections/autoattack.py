@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from coanalysis.figures.autoattack import autoattack_figure
 from coanalysis.figures.pgd import UNITS, pgd_curve
 from coanalysis.report.data import ReportData
-from coanalysis.report.sections.base import FigureBlock, Section, Table, cell_takeaway, interval_table
+from coanalysis.report.sections.base import FigureBlock, Section, cell_takeaway, interval_table
 
 UNIT = {"linf": "/255", "l2": ""}
 NAME = {"linf": "L∞", "l2": "L2"}
@@ -38,8 +40,8 @@ def build(data: ReportData) -> Section | None:
         pgd_rows = [[f"PGD {name}"] + [f"{at[x]:.1f}" if x in at else "–" for x in xs]
                     for name, at in ((k, dict(zip(*pgd_curve(pgd[k], norm)))) for k in curves if k in pgd)]
         if pgd_rows:  # PGD at the same budgets, for comparison (its subset may differ in size)
-            table = Table(table.columns, table.rows + pgd_rows, table.caption + " PGD rows: PGD's robust top-1 at the "
-                          "same ε (its subset may differ in size).", name=table.name, title=table.title)
+            table = dataclasses.replace(table, rows=table.rows + pgd_rows, caption=table.caption + " PGD rows: PGD's "
+                                        "robust top-1 at the same ε (its subset may differ in size).")
         tables.append(table)
     return Section("autoattack", "Adversarial robustness (AutoAttack)",
                    intro=f"AutoAttack through pyautoattack on probe ∘ encoder, images in [0, 1]: {seeds}. "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from coanalysis.figures.bagssl import bagssl_figure, describe
 from coanalysis.report.data import ReportData
-from coanalysis.report.sections.base import FigureBlock, Section, Table, pct
+from coanalysis.report.sections.base import FigureBlock, Section, Table, pct_ci
 
 
 def _ms(stat: dict | None) -> str:
@@ -13,8 +13,7 @@ def _ms(stat: dict | None) -> str:
 
 def _acc(cell: dict, which: str) -> str:
     """'bag', 'patch' or 'global' accuracy (%) with its stored 95% interval where there is one."""
-    iv = (cell.get("intervals") or {}).get(which)
-    return pct(cell.get(f"{which}_accuracy")) + (f" [{100 * iv[0]:.1f}, {100 * iv[1]:.1f}]" if iv else "")
+    return pct_ci({"accuracy": cell.get(f"{which}_accuracy"), "interval": (cell.get("intervals") or {}).get(which)})
 
 
 def _takeaways(results) -> list[str]:
