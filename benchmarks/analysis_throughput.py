@@ -28,11 +28,11 @@ from pathlib import Path
 import torch
 
 from coanalysis.analyses import erf, redundancy
-from coanalysis.context import EvalContext
-from coanalysis.environment import describe_device, environment
-from coanalysis.features import EvalData, to_input
-from coanalysis.trainer import autocast, resolve_precision
-from coanalysis.trainer import DatasetInfo, ImageDataset, build_encoder, write_json_atomic
+from coanalysis.analyses.context import EvalContext
+from coanalysis.run.environment import describe_device, environment
+from coanalysis.features.extraction import EvalData, to_input
+from coanalysis.models.trainer import autocast, resolve_precision
+from coanalysis.models.trainer import DatasetInfo, ImageDataset, build_encoder, write_json_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

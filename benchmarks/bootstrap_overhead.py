@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from coanalysis import stats
+from coanalysis.results import stats
 from coanalysis.analyses import crops, dropout, noise
-from coanalysis.context import EvalContext
-from coanalysis.features import EvalData
-from coanalysis.probe import LinearProbe
-from coanalysis.trainer import DatasetInfo, ImageDataset, build_encoder, resolve_precision, write_json_atomic
+from coanalysis.analyses.context import EvalContext
+from coanalysis.features.extraction import EvalData
+from coanalysis.probes.linear import LinearProbe
+from coanalysis.models.trainer import DatasetInfo, ImageDataset, build_encoder, resolve_precision, write_json_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODULES = (noise, crops, dropout)

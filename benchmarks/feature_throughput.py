@@ -3,7 +3,7 @@ and the cost of a feature-cache hit.
 
 - bare forward: `encoder.forward_global` on one batch already on the device (float in [0, 1],
   channels_last and bf16 autocast on GPU), repeated; images/s.
-- extraction: `coanalysis.features.extract_features` over an in-memory uint8 dataset: batching,
+- extraction: `coanalysis.features.extraction.extract_features` over an in-memory uint8 dataset: batching,
   host-to-device copy, uint8 -> float, forward, features back to the host; images/s.
 - ratio = extraction / bare (target on GPU in bf16 + channels_last: >= 0.9).
 - ViTs (`--arch vit_small`, patch 16 at `--image-size`): the bare forward is a plain timm
@@ -31,11 +31,11 @@ from pathlib import Path
 
 import torch
 
-from coanalysis.environment import describe_device
-from coanalysis.features import EvalData, FeatureCache, extract_features
-from coanalysis.trainer import autocast, resolve_device, resolve_precision
-from coanalysis.trainer import DatasetInfo, ImageDataset, build_encoder, write_json_atomic
-from coanalysis.loading import ModelSource
+from coanalysis.run.environment import describe_device
+from coanalysis.features.extraction import EvalData, FeatureCache, extract_features
+from coanalysis.models.trainer import autocast, resolve_device, resolve_precision
+from coanalysis.models.trainer import DatasetInfo, ImageDataset, build_encoder, write_json_atomic
+from coanalysis.models.loading import ModelSource
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -227,8 +227,8 @@ def run_demo(dry: bool, out: Path, data_root: str | None) -> None:
     smoke preset on the CPU in a dry run); writes `{"completed": 1, ...}` to `out`."""
     import dataclasses
 
-    from coanalysis import end_to_end as demo
-    from coanalysis.trainer import write_json_atomic
+    from coanalysis.run import end_to_end as demo
+    from coanalysis.models.trainer import write_json_atomic
 
     work = Path(tempfile.mkdtemp(prefix="co-ssl-gpu-check-"))
     if dry:
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run_steps(args.dry_run, results_dir, slug, args.budget, args.only.split(",") if args.only else None,
                        args.data_root)
     report["installed_from_wheels"] = installed
-    from coanalysis.trainer import write_json_atomic
+    from coanalysis.models.trainer import write_json_atomic
 
     write_json_atomic(results_dir / f"gpu_check-{slug}.json", report)
     print_table(report["rows"], f"gpu_check on {slug}: {report['wall_time_s']:.0f} s (budget {args.budget:.0f} s)")

@@ -8,12 +8,12 @@ import time
 import numpy as np
 import torch
 
-from benchmarks.robustness_throughput import make_images, timed
+from benchmarks.timing import make_images, timed
 
 
 def estimate_imagenet(per_image: int, efficiency: float, device: torch.device, assumed_rate: float) -> dict:
-    from coanalysis.corruption.names import STANDARD, corruption_seed
-    from coanalysis.corruption.pool import corrupt_images
+    from coanalysis.results.corruption_names import STANDARD, corruption_seed
+    from coanalysis.data.corruption.pool import corrupt_images
 
     images, _ = make_images(per_image, 224, seed=1)
     nhwc = np.ascontiguousarray(images.permute(0, 2, 3, 1).numpy())
@@ -29,7 +29,7 @@ def estimate_imagenet(per_image: int, efficiency: float, device: torch.device, a
     generation = n * cpu_s_per_image / (cores * efficiency)
     forward_rate, measured = assumed_rate, False
     if device.type == "cuda":
-        from coanalysis.trainer import autocast, build_encoder
+        from coanalysis.models.trainer import autocast, build_encoder
 
         net = build_encoder("resnet50", {}, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)).to(device).eval()
         net = net.to(memory_format=torch.channels_last)

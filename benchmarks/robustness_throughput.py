@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -37,39 +36,16 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))  # run as a script: the repository root on the path
 
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device, repeats: int = 3) -> float:
-    """Median wall time of `fn()` over `repeats` runs, after one warm-up run."""
-    fn()
-    sync(device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def make_images(n: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    from co_ssl_train.data.datasets import resize_uint8
-    from co_ssl_train.data.synthetic import make_images as shapes
-
-    images, labels = shapes(n, seed, num_classes=10)
-    return resize_uint8(images, size), labels
+from benchmarks.timing import make_images, sync, timed  # noqa: E402
 
 
 # ---- (a) generation ----
 
 def _pool_corrupt(nhwc: np.ndarray, corruption: str, severity: int, seeds: list[int], workers: int) -> None:
     """Corrupt on a pool of `workers` processes (also for 1 worker, unlike `corrupt_images`)."""
-    from coanalysis.corruption.pool import chunk_size, corrupt_chunk, start_pool
+    from coanalysis.data.corruption.pool import chunk_size, corrupt_chunk, start_pool
 
     pool = start_pool(workers)
     size = chunk_size(len(nhwc), nhwc.shape[1], workers)
@@ -80,8 +56,8 @@ def _pool_corrupt(nhwc: np.ndarray, corruption: str, severity: int, seeds: list[
 
 
 def measure_generation(images: torch.Tensor, corruptions: tuple[str, ...], severity: int, all_cores: int) -> dict:
-    from coanalysis.corruption.names import corruption_seed
-    from coanalysis.corruption.pool import corrupt_images
+    from coanalysis.results.corruption_names import corruption_seed
+    from coanalysis.data.corruption.pool import corrupt_images
 
     nhwc = np.ascontiguousarray(images.permute(0, 2, 3, 1).numpy())
     rates = {}
@@ -114,12 +90,12 @@ def build_context(arch: str, width: int | None, size: int, images: torch.Tensor,
                   device: torch.device, precision: str, batch_size: int, workers: int, cache: Path):
     from co_ssl_train.data.datasets import DatasetInfo
 
-    from coanalysis.context import EvalContext
-    from coanalysis.corruption.settings import CorruptionSettings
-    from coanalysis.features import EvalData
-    from coanalysis.trainer import ImageDataset, build_encoder
-    from coanalysis.loading import ModelSource
-    from coanalysis.probe import LinearProbe
+    from coanalysis.analyses.context import EvalContext
+    from coanalysis.data.corruption.settings import CorruptionSettings
+    from coanalysis.features.extraction import EvalData
+    from coanalysis.models.trainer import ImageDataset, build_encoder
+    from coanalysis.models.loading import ModelSource
+    from coanalysis.probes.linear import LinearProbe
 
     kwargs = {"stem": "cifar" if size <= 96 else "imagenet"}
     if width is not None:
@@ -144,11 +120,11 @@ def build_context(arch: str, width: int | None, size: int, images: torch.Tensor,
 def measure_sweep(ctx, device: torch.device, out: Path) -> dict:
     from coanalysis.analyses import ANALYSES
     from coanalysis.analyses.corruptions import CorruptionProtocol, cells
-    from coanalysis.derived.corruptions import parse_key
-    from coanalysis.context import EvalContext
-    from coanalysis.corruption.names import STANDARD
-    from coanalysis.features import to_input
-    from coanalysis.pipeline import Session, run_analysis
+    from coanalysis.results.derived.corruptions import parse_key
+    from coanalysis.analyses.context import EvalContext
+    from coanalysis.results.corruption_names import STANDARD
+    from coanalysis.features.extraction import to_input
+    from coanalysis.run.pipeline import Session, run_analysis
 
     protocol = CorruptionProtocol(corruptions=STANDARD)
     session = Session(out=out / "cold", progress=False, device_name=str(device), batch_size=ctx.batch_size)
@@ -198,8 +174,8 @@ def measure_sweep(ctx, device: torch.device, out: Path) -> dict:
 
 def measure_pgd(ctx, device: torch.device, steps: int) -> dict:
     from coanalysis.analyses.pgd import AttackedModel, PGDProtocol, run_cell
-    from coanalysis.features import to_input
-    from coanalysis.probe import ProbedEncoder
+    from coanalysis.features.extraction import to_input
+    from coanalysis.probes.linear import ProbedEncoder
 
     protocol = PGDProtocol(linf_eps=(1 / 255,), l2_eps=(), steps=steps)
     subset = ctx.images()
@@ -239,13 +215,12 @@ def main() -> None:
     args = parser.parse_args()
     rows = set(args.only.split(","))
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-    sys.path.insert(0, str(ROOT.parent))
 
-    from coanalysis.corruption.names import STANDARD
-    from coanalysis.corruption.pool import available_cores, shutdown_pools
-    from coanalysis.environment import describe_device, environment
-    from coanalysis.trainer import resolve_device, resolve_precision
-    from coanalysis.trainer import write_json_atomic
+    from coanalysis.results.corruption_names import STANDARD
+    from coanalysis.data.corruption.pool import available_cores, shutdown_pools
+    from coanalysis.run.environment import describe_device, environment
+    from coanalysis.models.trainer import resolve_device, resolve_precision
+    from coanalysis.models.trainer import write_json_atomic
 
     device = resolve_device(args.device)
     precision = resolve_precision("auto", device)

@@ -1,5 +1,5 @@
 """Where a run computes and in which precision: device names, precision names and the autocast
-context, shared by the trainer and (through `coanalysis.trainer`) by coanalysis.
+context, shared by the trainer and (through `coanalysis.models.trainer`) by coanalysis.
 
 `resolve_device("auto")` is cuda when present, else cpu (under torchrun with nccl, this rank's
 GPU); `resolve_precision("auto", device)` is bf16 on GPU and fp32 elsewhere; `autocast(device,

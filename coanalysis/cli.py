@@ -24,7 +24,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command; with `command`, only that one's options are built (the others
     keep their name and help), so `coanalysis report` never imports the model side for help texts."""
     from coanalysis.commands import COMMANDS
-    from coanalysis.trainer_io import OneLineParser
+    from coanalysis.models.trainer_io import OneLineParser
 
     parser = OneLineParser(prog="coanalysis", formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="What did a self-supervised model learn, and how robust is it?",
@@ -45,7 +45,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # foolbox imports GitPython
     from coanalysis.commands import COMMANDS
-    from coanalysis.trainer_io import UserError
+    from coanalysis.models.trainer_io import UserError
 
     words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
     parser = build_parser(words[0] if words and words[0] in COMMANDS else None)
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)
     try:
         args.run(args)
-        from coanalysis.sharding import leave_shards
+        from coanalysis.distributed.sharding import leave_shards
 
         leave_shards()  # under torchrun: the ranks finish together
     except UserError as e:

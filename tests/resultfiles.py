@@ -11,8 +11,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from coanalysis import stats
-from coanalysis.results import Result, ResultsStore
+from coanalysis.results import stats
+from coanalysis.results.store import Result, ResultsStore
 
 ENV = {"versions": {"co-ssl": "0.1.0", "torch": "2.15.0"}, "device": "cpu: test, 2 threads"}
 DATA = {"dataset": "synthetic", "split": "test", "n": 10000, "subset_seed": 0, "image_size": 32}

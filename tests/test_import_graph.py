@@ -1,8 +1,11 @@
 """The package's import graph has no circles, and the render side imports no compute.
 
 Every `import` statement counts, at module level and inside functions, so an import moved into a
-function to hide a circle still shows up here. Modules are the files under `co_ssl_train/` and
-`coanalysis/`; an import of a package counts as an edge to its `__init__`.
+function to hide a circle still shows up here. Modules are the files under `co_ssl_train/`,
+`coanalysis/` and `benchmarks/`; an import of a package counts as an edge to its `__init__`.
+
+The coanalysis rooms (subpackages) import only the rooms below them: `ROOMS` is that table, and
+each room's `__init__` docstring says the same in words.
 """
 
 from __future__ import annotations
@@ -13,7 +16,26 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("co_ssl_train", "coanalysis")
+PACKAGES = ("co_ssl_train", "coanalysis", "benchmarks")
+
+# Each coanalysis room and the rooms it may import (its own always). `models` reaches co_ssl_train
+# (through the trainer door only, tested below). `models.trainer_io` is the torch-free floor every
+# room stands on (`UserError`, atomic writes), the render side and `results` included.
+ROOMS = {
+    "results": {"models.trainer_io"},
+    "models": {"results"},
+    "features": {"results", "models"},
+    "data": {"results", "models", "features"},
+    "probes": {"results", "models", "features"},
+    "distributed": {"results", "models", "features", "probes"},
+    "analyses": {"results", "models", "features", "data", "probes", "distributed"},
+    "figures": {"results", "models.trainer_io"},
+    "report": {"results", "figures", "models.trainer_io"},
+    "run": {"results", "models", "features", "data", "probes", "distributed", "analyses", "report"},
+    "commands": {"results", "models", "features", "data", "probes", "distributed", "analyses", "run",
+                 "report", "figures"},
+}
+ROOT_MODULES = {"coanalysis", "coanalysis.__main__", "coanalysis.cli"}
 
 
 def _module_name(path: Path) -> str:
@@ -114,7 +136,7 @@ def test_trainer_never_imports_coanalysis():
 
 def test_coanalysis_reaches_the_trainer_through_its_door_only():
     graph = _graph()
-    door = {"coanalysis.trainer", "coanalysis.trainer_io"}
+    door = {"coanalysis.models.trainer", "coanalysis.models.trainer_io"}
     bad = sorted(f"{m} -> {t}" for m, ts in graph.items() if m.startswith("coanalysis") and m not in door
                  for t in ts if t.startswith("co_ssl_train"))
     assert bad == []
@@ -178,3 +200,52 @@ def test_render_side_never_reaches_torch_through_module_level_imports(side):
     bad = sorted(f"{m} (imported by {reached[m]})" for m in reached
                  if m.startswith("coanalysis.analyses") or _imports_torch(modules[m]))
     assert bad == []
+
+
+def _room(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "coanalysis" and len(parts) > 2 or (len(parts) == 2 and
+                                                                        parts[0] == "coanalysis" and parts[1] in ROOMS) else None
+
+
+def _room_violations(graph: dict[str, set[str]]) -> list[str]:
+    bad = []
+    for m, ts in graph.items():
+        room = _room(m)
+        if room is None:
+            continue
+        allowed = ROOMS[room]
+        for t in ts:
+            target = _room(t)
+            if t.startswith("coanalysis") and target is None:
+                bad.append(f"{m} -> {t} (the package root)")
+            elif target is not None and target != room and target not in allowed and \
+                    not any(t == f"coanalysis.{a}" or t.startswith(f"coanalysis.{a}.") for a in allowed):
+                bad.append(f"{m} -> {t}")
+    return sorted(bad)
+
+
+def test_room_rule_finds_a_planted_upward_import():
+    graph = {"coanalysis.results.stats": {"coanalysis.analyses.noise"}, "coanalysis.report.data":
+             {"coanalysis.models.loading", "coanalysis.models.trainer_io"}, "coanalysis.features.x": {"coanalysis"}}
+    assert _room_violations(graph) == ["coanalysis.features.x -> coanalysis (the package root)",
+                                       "coanalysis.report.data -> coanalysis.models.loading",
+                                       "coanalysis.results.stats -> coanalysis.analyses.noise"]
+
+
+def test_every_room_imports_only_the_rooms_below_it():
+    assert _room_violations(_graph()) == []
+
+
+def test_the_root_holds_only_init_main_and_cli_and_every_room_is_in_the_table():
+    modules = _modules()
+    root = {m for m, path in modules.items() if path.parent == ROOT / "coanalysis"}
+    assert root == ROOT_MODULES
+    rooms = {p.name for p in (ROOT / "coanalysis").iterdir() if (p / "__init__.py").exists()}
+    assert rooms == set(ROOMS)
+
+
+def test_every_room_says_what_it_holds_and_may_import():
+    for room in ROOMS:
+        doc = ast.get_docstring(ast.parse((ROOT / "coanalysis" / room / "__init__.py").read_text())) or ""
+        assert "May import" in doc, room

@@ -3,7 +3,12 @@
 An analysis is a set of cells (conditions) computed by a pure function
 `run_cell(ctx: EvalContext, protocol, key) -> dict`: no plotting and no file writing inside; what the
 cells of one model share (images, local maps, corruption providers) is kept in the context's typed fields. The runner
-(`coanalysis.pipeline.run_analysis`) stores each finished cell, so interrupted runs resume cell by cell.
+(`coanalysis.run.cell_runner.run_analysis`) stores each finished cell, so interrupted runs resume cell by cell.
+
+`context` holds `EvalContext`; `similarity` is the cross-model analysis (CKA, RankMe) that
+`coanalysis similarity` runs outside the table. May import: `results`, `models`, `features`, `data`,
+`probes`, `distributed`, torch and the libraries each analysis wraps. Never `run`, `commands` or
+the render side.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from coanalysis.analyses.pgd import AttackedModel, attack_cell, attack_subset, eps_label
-from coanalysis.probe import ProbedEncoder
+from coanalysis.probes.linear import ProbedEncoder
 
 VERSIONS = {"standard": ("apgd-ce", "apgd-t", "fab-t", "square"), "cheap": ("apgd-ce", "apgd-t")}
 LINF_EPS: tuple[float, ...] = (0.0, 1 / 255, 4 / 255)

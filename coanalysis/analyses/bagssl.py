@@ -1,7 +1,7 @@
 """Whole versus the bag of its parts (PROTOCOLS.md section 10, after BagSSL).
 
 For each patch size s (one cell each), on a seeded subset of N evaluation images (nested in the
-evaluation subset, see `coanalysis.local_features.subset`):
+evaluation subset, see `coanalysis.features.local_maps.subset`):
 - K patches of s x s pixels per image, either a `grid` (n = ceil(H / s) patches per side at
   offsets `round(linspace(0, H - s, n))`: tiles exactly when s divides H, overlaps evenly
   otherwise) or K `random` positions drawn per image (seeded by (seed, s, dataset index));
@@ -29,14 +29,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from coanalysis.context import EvalContext
+from coanalysis.analyses.context import EvalContext
 from coanalysis.analyses.redundancy import summary
-from coanalysis.features import forward_global, to_input
-from coanalysis.trainer import UserError
-from coanalysis.local_features import subset
-from coanalysis.probe import accuracy
-from coanalysis.seeding import per_image_generator
-from coanalysis.stats import bootstrap_interval, bootstrap_protocol
+from coanalysis.features.extraction import forward_global, to_input
+from coanalysis.models.trainer import UserError
+from coanalysis.features.local_maps import subset
+from coanalysis.probes.linear import accuracy
+from coanalysis.data.seeding import per_image_generator
+from coanalysis.results.stats import bootstrap_interval, bootstrap_protocol
 
 SAMPLING = ("grid", "stride", "random")
 FEEDS = ("resize", "native")

@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from coanalysis.context import EvalContext
-from coanalysis.seeding import per_image_generator
-from coanalysis.stats import correctness_record
+from coanalysis.analyses.context import EvalContext
+from coanalysis.data.seeding import per_image_generator
+from coanalysis.results.stats import correctness_record
 
 SCALES = (1.0, 0.5, 0.25, 0.1)
 

@@ -23,9 +23,9 @@ from typing import Any, Callable
 
 import torch
 
-from coanalysis.context import EvalContext
-from coanalysis.seeding import image_seed
-from coanalysis.stats import correctness_record
+from coanalysis.analyses.context import EvalContext
+from coanalysis.data.seeding import image_seed
+from coanalysis.results.stats import correctness_record
 
 SINGLE = "1-1/hw"  # the spatial p that keeps a single position
 SPATIAL_PS: tuple[float | str, ...] = (0.0, 0.25, 0.5, 0.75, 0.9, SINGLE)

@@ -33,12 +33,12 @@ from typing import Any, Callable
 
 import torch
 
-from coanalysis.context import EvalContext
-from coanalysis.derived.erf import MASSES, METHODS, encode_image, encode_map
-from coanalysis.features import to_input
-from coanalysis.trainer import UserError, autocast
-from coanalysis.local_features import resolve_layer
-from coanalysis.sample_images import DEFAULT, ImageSet, load_images
+from coanalysis.analyses.context import EvalContext
+from coanalysis.results.derived.erf import MASSES, METHODS, encode_image, encode_map
+from coanalysis.features.extraction import to_input
+from coanalysis.models.trainer import UserError, autocast
+from coanalysis.features.local_maps import resolve_layer
+from coanalysis.data.sample_images import DEFAULT, ImageSet, load_images
 
 DEFAULT_COORDS = ((0.0, 0.0), (0.0, 0.5), (0.5, 0.0), (0.5, 0.5))
 EVAL = "eval"  # images spec: the first images of the context's evaluation data

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from coanalysis.context import EvalContext
-from coanalysis.seeding import per_image_normal
-from coanalysis.stats import correctness_record
+from coanalysis.analyses.context import EvalContext
+from coanalysis.data.seeding import per_image_normal
+from coanalysis.results.stats import correctness_record
 
 SIGMAS = (0.0, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5)
 

@@ -28,12 +28,12 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from coanalysis.context import EvalContext
-from coanalysis.features import to_input
-from coanalysis.probe import ProbedEncoder
-from coanalysis.seeding import image_seed
-from coanalysis.stats import correctness_record
-from coanalysis.trainer import autocast
+from coanalysis.analyses.context import EvalContext
+from coanalysis.features.extraction import to_input
+from coanalysis.probes.linear import ProbedEncoder
+from coanalysis.data.seeding import image_seed
+from coanalysis.results.stats import correctness_record
+from coanalysis.models.trainer import autocast
 
 LINF_EPS: tuple[float, ...] = (0.0, 0.25 / 255, 0.5 / 255, 1 / 255, 2 / 255, 4 / 255)
 L2_EPS: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5)

@@ -1,7 +1,7 @@
 """Redundancy of local representations (PROTOCOLS.md section 8).
 
 On the local maps `L` `(N, C, h, w)` of N evaluation images (a seeded subset, see
-`coanalysis.local_features`) and their global representations `G`: the mean over positions of L,
+`coanalysis.features.local_maps`) and their global representations `G`: the mean over positions of L,
 or a ViT's own readout (PROTOCOLS 13: its CLS token, or the mean of the patch tokens through
 `fc_norm`); cells `pairs` and `similarity` record which (`global`):
 
@@ -40,11 +40,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from coanalysis.context import EvalContext
-from coanalysis.trainer import UserError
-from coanalysis.local_features import LocalMaps
-from coanalysis.probe import accuracy
-from coanalysis.seeding import per_image_generator
+from coanalysis.analyses.context import EvalContext
+from coanalysis.models.trainer import UserError
+from coanalysis.features.local_maps import LocalMaps
+from coanalysis.probes.linear import accuracy
+from coanalysis.data.seeding import per_image_generator
 
 CELLS = ("pairs", "similarity", "part=centre", "part=random")
 POSITIONS = ("random", "aligned")

@@ -1,6 +1,6 @@
 """Distribution shift: probe accuracy on pre-rendered ImageNet-R, -A, -Sketch, -V2 and -3DCC folders.
 
-`root` holds one folder per set, named as in `coanalysis.shift_sets.SETS` (`imagenet-r/<wnid>/`,
+`root` holds one folder per set, named as in `coanalysis.data.shift_sets.SETS` (`imagenet-r/<wnid>/`,
 `imagenet-v2/<0..999>/`, `imagenet-3dcc/<corruption>/<severity>/<wnid>/`, ...). One cell per set,
 and per (corruption, severity) for 3DCC (`imagenet-3dcc fog_3d s3`). The probe must be the
 1000-class ImageNet probe (its classes are the WordNet ids of the training folders); for the
@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from coanalysis.features import EvalData, to_input
-from coanalysis.stats import correctness_record
-from coanalysis.shift_sets import CORRUPTIONS_3DCC, SEVERITIES, get_set, scan, subset_mapping
-from coanalysis.trainer import DatasetInfo, FolderDataset
+from coanalysis.features.extraction import EvalData, to_input
+from coanalysis.results.stats import correctness_record
+from coanalysis.data.shift_sets import CORRUPTIONS_3DCC, SEVERITIES, get_set, scan, subset_mapping
+from coanalysis.models.trainer import DatasetInfo, FolderDataset
 
 SETS_3DCC = "imagenet-3dcc"
 

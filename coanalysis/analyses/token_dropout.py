@@ -26,8 +26,8 @@ import torch
 from coanalysis.analyses import dropout
 from coanalysis.analyses.dropout import (_per_image_normal, _per_image_subsets, channel_std, describe, kept_positions,
                                          parse_key, summarize_masks)
-from coanalysis.context import EvalContext
-from coanalysis.features import autocast, to_input
+from coanalysis.analyses.context import EvalContext
+from coanalysis.features.extraction import autocast, to_input
 
 
 @dataclass(frozen=True)

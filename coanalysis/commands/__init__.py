@@ -1,6 +1,8 @@
 """The subcommands of `coanalysis`, one module each; `COMMANDS` lists them in help order.
 
 Each module has `HELP` (one line), `EXAMPLES`, `add_arguments(parser)` and `run(args)`.
+
+May import: every room. Nothing but `cli` imports a command.
 """
 
 from coanalysis.commands import bagssl, compare, demo, erf, inspect, probe, redundancy, report, robustness, similarity, zoo

@@ -7,7 +7,7 @@ import argparse
 
 from coanalysis.commands.common import (add_data_args, add_model_args, add_run_args, assigned_models, collect,
                                        finish_section_command, session_from_args)
-from coanalysis.trainer_io import COUNT, SEED, NumberList
+from coanalysis.models.trainer_io import COUNT, SEED, NumberList
 
 HELP = "whole-vs-parts cosine and bag-of-patches probe accuracy against patch size"
 EXAMPLES = """examples:
@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from coanalysis.analyses import ANALYSES
     from coanalysis.analyses.bagssl import BagSSLProtocol, readout_protocol
-    from coanalysis.pipeline import make_context, open_model, run_analysis
+    from coanalysis.run.pipeline import make_context, open_model, run_analysis
     from coanalysis.report.sections import bagssl
 
     sizes = args.patch_sizes or None

@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from coanalysis.trainer_io import COUNT, NON_NEGATIVE_INT, POSITIVE, SEED, Number, writable_dir
+from coanalysis.models.trainer_io import COUNT, NON_NEGATIVE_INT, POSITIVE, SEED, Number, writable_dir
 
 if TYPE_CHECKING:  # the pipeline imports torch; `coanalysis report` builds this parser without it
-    from coanalysis.pipeline import Session
-    from coanalysis.sharding import Shards
+    from coanalysis.run.pipeline import Session
+    from coanalysis.distributed.sharding import Shards
 
 IMAGE_SIZE = Number(int, low=8)  # the smallest input every ResNet stem takes
 
@@ -30,7 +30,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_loading_args(g: argparse._ArgumentGroup) -> None:
-    from coanalysis.formats import FORMATS
+    from coanalysis.models.formats import FORMATS
 
     g.add_argument("--format", action="append", metavar="NAME",
                    help=f"force the checkpoint format instead of detecting it from the keys: {', '.join(FORMATS)} "
@@ -55,7 +55,7 @@ def add_loading_args(g: argparse._ArgumentGroup) -> None:
 
 
 def _triple(text: str, flag: str, item: Number) -> list[float]:
-    from coanalysis.trainer import UserError
+    from coanalysis.models.trainer import UserError
 
     parts = text.split(",")
     if len(parts) != 3:
@@ -65,7 +65,7 @@ def _triple(text: str, flag: str, item: Number) -> list[float]:
 
 def loading_from_args(args: argparse.Namespace) -> tuple[list[dict], tuple[list[float], list[float]] | None]:
     """(load_encoder keywords for each --ckpt, the --mean/--std normalization or None)."""
-    from coanalysis.trainer import UserError
+    from coanalysis.models.trainer import UserError
 
     per_ckpt: list[dict] = [{} for _ in args.ckpt]
     for flag in ("format", "arch", "branch", "readout", "global_readout"):
@@ -121,7 +121,7 @@ def add_run_args(parser: argparse.ArgumentParser, out_help: str = "results folde
 
 def session_from_args(args: argparse.Namespace) -> Session:
     """The session of an analysis command; every output folder is checked before any work."""
-    from coanalysis.pipeline import Session, model_names
+    from coanalysis.run.pipeline import Session, model_names
 
     per_ckpt, normalization = loading_from_args(args)
     load_options = dict(zip(model_names(args.ckpt, args.name), per_ckpt))
@@ -130,7 +130,7 @@ def session_from_args(args: argparse.Namespace) -> Session:
     if getattr(args, "figures", None):
         writable_dir(args.figures, "--figures")
     out = writable_dir(args.out, "--out")
-    from coanalysis.sharding import join_shards
+    from coanalysis.distributed.sharding import join_shards
 
     shards = join_shards(args.device, args.dist_timeout)
     device = args.device
@@ -148,8 +148,8 @@ def assigned_models(session: Session, args: argparse.Namespace) -> tuple[list[tu
     """((ckpt, name) pairs this rank runs, every rank): under torchrun with at least as many models
     as ranks each rank runs its own models alone (`session.shards` becomes a single process); else
     every rank runs every model and splits its cells."""
-    from coanalysis.pipeline import model_names
-    from coanalysis.sharding import assign_models
+    from coanalysis.run.pipeline import model_names
+    from coanalysis.distributed.sharding import assign_models
 
     team = session.shards
     mine, session.shards = assign_models(team, list(zip(args.ckpt, model_names(args.ckpt, args.name))))
@@ -165,7 +165,7 @@ def collect(session: Session, team: "Shards", done: list[tuple]) -> list[tuple]:
         return done if team.is_main else []
     import json
 
-    from coanalysis.results import Result
+    from coanalysis.results.store import Result
 
     def encode(item):
         return {"result": item.to_json()} if isinstance(item, Result) else {"value": item}
@@ -185,7 +185,7 @@ def finish_section_command(root: Path, build, figures: str | None) -> None:
     """The end of an analysis command: where its results are and, with `--figures DIR`, its report
     section's figures exported there (PNG and PDF) from those results alone."""
     from coanalysis.report.export import export_section
-    from coanalysis.sharding import joined
+    from coanalysis.distributed.sharding import joined
 
     if not joined().is_main:  # under torchrun rank 0 speaks for every rank
         return

@@ -29,11 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from coanalysis.trainer import UserError
+    from coanalysis.models.trainer import UserError
 
     if args.dataset is None:
         raise UserError("compare needs --dataset, so that every model is evaluated on the same data")
-    from coanalysis.sharding import joined
+    from coanalysis.distributed.sharding import joined
 
     session, rows = run_readouts(args)
     if not joined().is_main:

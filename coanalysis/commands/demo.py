@@ -1,5 +1,5 @@
 """`coanalysis demo`: the command line of the README's main job; the job itself (presets, training, analyses,
-report) is `coanalysis.end_to_end`."""
+report) is `coanalysis.run.end_to_end`."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ steps, a check that the whole pipeline runs (its numbers mean nothing).
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from coanalysis.end_to_end import PRESETS
+    from coanalysis.run.end_to_end import PRESETS
 
     parser.add_argument("--preset", default="cpu", choices=tuple(PRESETS), help="cpu (default), gpu or smoke")
     parser.add_argument("--name", default="demo",
@@ -35,8 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from coanalysis.end_to_end import run_demo
-    from coanalysis.results import check_model_name
+    from coanalysis.run.end_to_end import run_demo
+    from coanalysis.results.store import check_model_name
 
     run_demo(check_model_name(args.name), args.preset, data_root=args.data_root, download=args.download,
              checkpoints=Path(args.checkpoints), reports=Path(args.reports), device=args.device,

@@ -11,7 +11,7 @@ import argparse
 
 from coanalysis.commands.common import (add_data_args, add_model_args, add_run_args, assigned_models, collect,
                                        finish_section_command, session_from_args)
-from coanalysis.trainer_io import COUNT, NON_NEGATIVE, NON_NEGATIVE_INT, SEED, UNIT
+from coanalysis.models.trainer_io import COUNT, NON_NEGATIVE, NON_NEGATIVE_INT, SEED, UNIT
 
 HELP = "effective receptive fields of local vectors, drawn over images, next to the analytic RF"
 EXAMPLES = """examples:
@@ -22,7 +22,7 @@ EXAMPLES = """examples:
 
 
 def _coord(text: str) -> tuple[float, float]:
-    from coanalysis.trainer import UserError
+    from coanalysis.models.trainer import UserError
 
     parts = text.split(",")
     if len(parts) != 2:
@@ -32,7 +32,7 @@ def _coord(text: str) -> tuple[float, float]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from coanalysis.derived.erf import METHODS
+    from coanalysis.results.derived.erf import METHODS
 
     add_model_args(parser)
     g = parser.add_argument_group("erf")
@@ -62,9 +62,9 @@ def image_context(session, encoder, protocol):
     import torch
 
     from coanalysis.analyses.erf import erf_images
-    from coanalysis.context import EvalContext
-    from coanalysis.features import EvalData
-    from coanalysis.trainer import DatasetInfo, ImageDataset
+    from coanalysis.analyses.context import EvalContext
+    from coanalysis.features.extraction import EvalData
+    from coanalysis.models.trainer import DatasetInfo, ImageDataset
 
     ctx = EvalContext(encoder=encoder, probe=None, data=None, device=session.device, precision=session.precision,
                       batch_size=session.batch_size, workers=session.workers, cache=session.cache,
@@ -79,8 +79,8 @@ def image_context(session, encoder, protocol):
 def run(args: argparse.Namespace) -> None:
     from coanalysis.analyses import ANALYSES
     from coanalysis.analyses.erf import EVAL, ERFProtocol
-    from coanalysis.local_features import resolve_layer
-    from coanalysis.pipeline import make_context, open_model, run_analysis
+    from coanalysis.features.local_maps import resolve_layer
+    from coanalysis.run.pipeline import make_context, open_model, run_analysis
     from coanalysis.report.sections import erf
 
     protocol = ERFProtocol(coords=tuple(_coord(c) for c in args.coords),

@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ckpt", action="append", required=True, metavar="PATH",
                    help="run directory or checkpoint file (repeat to inspect several)")
     add_loading_args(g)
-    from coanalysis.trainer_io import Number
+    from coanalysis.models.trainer_io import Number
 
     parser.add_argument("--input-size", type=Number(int, low=8), metavar="PX",
                         help="input side for the local-map shape (default: the checkpoint's input size, else 224)")
@@ -37,10 +37,10 @@ def describe(ckpt: str, options: dict, normalization: Any, input_size: int | Non
     """Everything `inspect` reports about one checkpoint, JSON-ready."""
     import torch
 
-    from coanalysis.formats import FORMATS
-    from coanalysis.formats.base import group_keys
-    from coanalysis.trainer import UserError
-    from coanalysis.loading import load_encoder, nonfinite_tensors
+    from coanalysis.models.formats import FORMATS
+    from coanalysis.models.formats.base import group_keys
+    from coanalysis.models.trainer import UserError
+    from coanalysis.models.loading import load_encoder, nonfinite_tensors
 
     encoder = load_encoder(ckpt, normalization=normalization, **options)
     source = encoder.source

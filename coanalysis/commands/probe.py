@@ -11,7 +11,7 @@ import argparse
 
 from coanalysis.commands.common import (add_data_args, add_model_args, add_run_args, assigned_models, collect,
                                        session_from_args)
-from coanalysis.trainer_io import COUNT, POSITIVE, NumberList
+from coanalysis.models.trainer_io import COUNT, POSITIVE, NumberList
 
 HELP = "linear probe and kNN top-1 on frozen features of one or more checkpoints"
 EXAMPLES = """examples:
@@ -39,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_readouts(args: argparse.Namespace):
     """Probe and kNN of every --ckpt into one results folder; returns (session, rows)."""
-    from coanalysis.knn import KNNProtocol
-    from coanalysis.pipeline import eval_data, open_model, shared_probe
+    from coanalysis.probes.knn import KNNProtocol
+    from coanalysis.run.pipeline import eval_data, open_model, shared_probe
 
     ks = args.knn_k
     session = session_from_args(args)
@@ -65,7 +65,7 @@ def print_rows(rows: list, ks: list[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from coanalysis.sharding import joined
+    from coanalysis.distributed.sharding import joined
 
     session, rows = run_readouts(args)
     if not joined().is_main:

@@ -9,7 +9,7 @@ import argparse
 
 from coanalysis.commands.common import (add_data_args, add_model_args, add_run_args, assigned_models, collect,
                                        finish_section_command, session_from_args)
-from coanalysis.trainer_io import COUNT, SEED
+from coanalysis.models.trainer_io import COUNT, SEED
 
 HELP = "local-global similarity correlation, intra-image similarity and single-vector probe accuracy"
 EXAMPLES = """examples:
@@ -42,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from coanalysis.analyses import ANALYSES
     from coanalysis.analyses.redundancy import RedundancyProtocol
-    from coanalysis.local_features import resolve_layer
-    from coanalysis.pipeline import make_context, open_model, run_analysis
+    from coanalysis.features.local_maps import resolve_layer
+    from coanalysis.run.pipeline import make_context, open_model, run_analysis
 
     protocol = RedundancyProtocol(n_images=args.n_images, n_pairs=args.pairs, positions=args.positions,
                                   samples_per_pair=args.samples_per_pair, layer=args.layer, bootstrap=args.bootstrap,

@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from coanalysis.trainer_io import UserError, writable_file
+    from coanalysis.models.trainer_io import UserError, writable_file
     from coanalysis.report.data import ReportData
     from coanalysis.report.render import render
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from coanalysis.commands.common import (add_data_args, add_model_args, add_run_args, assigned_models, collect,
                                        session_from_args)
-from coanalysis.trainer_io import COUNT, NON_NEGATIVE, POSITIVE, SEED, UNIT_OPEN_LOW, Number, NumberList, writable_dir
+from coanalysis.models.trainer_io import COUNT, NON_NEGATIVE, POSITIVE, SEED, UNIT_OPEN_LOW, Number, NumberList, writable_dir
 
 HELP = "noise, corruption, internal-dropout, PGD and crop-scale robustness of one or more checkpoints"
 EXAMPLES = """examples:
@@ -110,7 +110,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _budgets(entries: list[str] | None, flag: str) -> dict[str, tuple[float, ...]]:
     """`NORM=LIST` options (--eps, --aa-eps) -> {norm: budgets}."""
-    from coanalysis.trainer import UserError
+    from coanalysis.models.trainer import UserError
 
     budgets: dict[str, tuple[float, ...]] = {}
     for entry in entries or []:
@@ -133,8 +133,8 @@ def _autoattack_protocol(args: argparse.Namespace):
 
 def _shift_protocol(args: argparse.Namespace, needed: bool):
     from coanalysis.analyses.shift import ShiftProtocol
-    from coanalysis.shift_sets import SETS, get_set
-    from coanalysis.trainer import UserError
+    from coanalysis.data.shift_sets import SETS, get_set
+    from coanalysis.models.trainer import UserError
 
     if not needed:
         return None
@@ -167,9 +167,9 @@ def protocols(args: argparse.Namespace, only: tuple[str, ...] = ()) -> dict:
     from coanalysis.analyses.crops import CropProtocol
     from coanalysis.analyses.dropout import SINGLE, DropoutProtocol
     from coanalysis.analyses.noise import NoiseProtocol
-    from coanalysis.corruption.names import check_names
-    from coanalysis.corruption.sources import detect_layout
-    from coanalysis.trainer import UserError
+    from coanalysis.results.corruption_names import check_names
+    from coanalysis.data.corruption.sources import detect_layout
+    from coanalysis.models.trainer import UserError
 
     corruption = CorruptionProtocol(seed=args.corruption_seed, n=args.corruption_n)
     if args.corruptions is not None:
@@ -227,7 +227,7 @@ def _line(result) -> str:
 
 
 def _corruption_summary(results: dict, baseline: str) -> list[str]:
-    from coanalysis.derived.corruptions import ALEXNET, summarize
+    from coanalysis.results.derived.corruptions import ALEXNET, summarize
 
     lines = []
     reference = results.get(baseline)
@@ -250,11 +250,11 @@ def _corruption_summary(results: dict, baseline: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> None:
     from coanalysis.analyses import ANALYSES
-    from coanalysis.corruption.pool import available_cores
-    from coanalysis.corruption.settings import CorruptionSettings
-    from coanalysis.trainer import UserError
-    from coanalysis.pipeline import make_context, model_names, open_model, run_analysis
-    from coanalysis.sharding import joined
+    from coanalysis.data.corruption.pool import available_cores
+    from coanalysis.data.corruption.settings import CorruptionSettings
+    from coanalysis.models.trainer import UserError
+    from coanalysis.run.pipeline import make_context, model_names, open_model, run_analysis
+    from coanalysis.distributed.sharding import joined
 
     only = list(dict.fromkeys(a.strip() for a in args.only.split(",") if a.strip()))
     unknown = [a for a in only if a not in ROBUSTNESS + OPTIONAL]

@@ -13,7 +13,7 @@ import argparse
 
 from coanalysis.commands.common import (add_data_args, add_model_args, add_run_args, finish_section_command,
                                        session_from_args)
-from coanalysis.trainer_io import COUNT, SEED, Number
+from coanalysis.models.trainer_io import COUNT, SEED, Number
 
 HELP = "CKA between models and layers (heatmaps), RankMe and local-vs-global effective rank"
 EXAMPLES = """examples:
@@ -50,7 +50,7 @@ def protocol_json(args: argparse.Namespace) -> dict:
 
 
 def _check(args: argparse.Namespace) -> None:
-    from coanalysis.trainer_io import UserError
+    from coanalysis.models.trainer_io import UserError
 
     for flag, value, least in (("--n-images", args.n_images, 4), ("--cka-batch", args.cka_batch, 4),
                                ("--local-rows", args.local_rows, 1)):
@@ -61,11 +61,11 @@ def _check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> None:
     import time
 
-    from coanalysis.local_features import resolve_layer, subset
-    from coanalysis.pipeline import eval_data, model_names, open_model
-    from coanalysis.results import Result
-    from coanalysis.similarity import cka_matrices, layer_features, rankme, sample_local_vectors
-    from coanalysis.trainer_io import UserError
+    from coanalysis.features.local_maps import resolve_layer, subset
+    from coanalysis.run.pipeline import eval_data, model_names, open_model
+    from coanalysis.results.store import Result
+    from coanalysis.analyses.similarity import cka_matrices, layer_features, rankme, sample_local_vectors
+    from coanalysis.models.trainer_io import UserError
 
     _check(args)
     session = session_from_args(args)

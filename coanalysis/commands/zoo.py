@@ -1,6 +1,6 @@
 """`coanalysis zoo`: the published self-supervised checkpoints `--ckpt zoo:NAME` accepts.
 
-Lists the table of `coanalysis.zoo_table` (works offline) with what the cache holds; `--download
+Lists the table of `coanalysis.models.zoo_table` (works offline) with what the cache holds; `--download
 NAME` fetches one file ahead of time (as `--ckpt zoo:NAME` would on first use).
 """
 
@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def rows(family: str | None = None) -> list[dict]:
     """Each entry as JSON with its cache state (`cached`, and the recorded sha256 and size)."""
-    from coanalysis.zoo import recorded, zoo_dir
-    from coanalysis.zoo_table import ZOO
+    from coanalysis.models.zoo import recorded, zoo_dir
+    from coanalysis.models.zoo_table import ZOO
 
     folder = zoo_dir()
     out = []
@@ -54,8 +54,8 @@ def _size(n: int | None) -> str:
 def run(args: argparse.Namespace) -> None:
     import json
 
-    from coanalysis.trainer_io import UserError
-    from coanalysis.zoo import fetch, get_entry, zoo_dir
+    from coanalysis.models.trainer_io import UserError
+    from coanalysis.models.zoo import fetch, get_entry, zoo_dir
 
     if args.download:
         for name in args.download:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from coanalysis.figures.style import Series, draw_series, new_figure
 from coanalysis.figures.pgd import pgd_curve
-from coanalysis.results import Result
+from coanalysis.results.store import Result
 
 
 def autoattack_figure(results: list[Result], pgd: dict[str, Result], colors: dict, norm: str,

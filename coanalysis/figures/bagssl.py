@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from coanalysis.figures.style import Series, draw_series, new_panels
-from coanalysis.results import Result
+from coanalysis.results.store import Result
 
 
 def curve(result: Result, field: str, stat: str | None = None) -> tuple[list[int], list[float]]:

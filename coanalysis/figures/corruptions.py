@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from coanalysis.derived.corruptions import mean_standard_accuracy, parse_key
+from coanalysis.results.derived.corruptions import mean_standard_accuracy, parse_key
 from coanalysis.figures.style import new_figure
-from coanalysis.results import Result
+from coanalysis.results.store import Result
 
 
 def accuracy_grid(result: Result) -> tuple[list[str], list[int], list[list[float]]]:

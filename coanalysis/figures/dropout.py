@@ -4,7 +4,7 @@ dropped (or the feature-noise level), mean over masks with a ±1 std band."""
 from __future__ import annotations
 
 from coanalysis.figures.style import Series, draw_series, new_figure
-from coanalysis.results import Result
+from coanalysis.results.store import Result
 
 KINDS = {"spatial": "fraction p of local positions dropped", "channel": "fraction p of channels zeroed (rescaled)",
          "noise": "feature noise α (× per-channel std of clean maps)"}

@@ -15,9 +15,9 @@ import matplotlib
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from coanalysis.derived.erf import decode_image, decode_map
+from coanalysis.results.derived.erf import decode_image, decode_map
 from coanalysis.figures.style import new_panels
-from coanalysis.results import Result
+from coanalysis.results.store import Result
 
 METHOD_LABELS = {"gradient": "plain gradient", "integrated-gradients": "Integrated Gradients",
                  "smoothgrad": "SmoothGrad"}

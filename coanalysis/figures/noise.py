@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from coanalysis.figures.style import Series, band_of, draw_series, new_figure
-from coanalysis.results import Result
+from coanalysis.results.store import Result
 
 
 def noise_curve(result: Result) -> tuple[list[float], list[float]]:

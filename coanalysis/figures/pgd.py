@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from coanalysis.figures.style import Series, band_of, draw_series, new_figure
-from coanalysis.results import Result
+from coanalysis.results.store import Result
 
 UNITS = {"linf": 255.0, "l2": 1.0}  # L-inf budgets are drawn in /255
 

@@ -7,7 +7,7 @@ import numpy as np
 import seaborn as sns
 
 from coanalysis.figures.style import fmt_n, new_panels
-from coanalysis.results import Result
+from coanalysis.results.store import Result
 
 
 def describe(result: Result) -> str:

@@ -4,7 +4,7 @@ against severity (averaged over its corruptions)."""
 from __future__ import annotations
 
 from coanalysis.figures.style import Series, draw_series, grouped_bars, new_panels
-from coanalysis.results import Result
+from coanalysis.results.store import Result
 
 SETS_3DCC = "imagenet-3dcc"
 

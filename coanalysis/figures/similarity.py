@@ -4,7 +4,7 @@ CKA heatmap, and RankMe of the global features next to that of the local vectors
 from __future__ import annotations
 
 from coanalysis.figures.style import fmt_n, grouped_bars, heatmap, new_panels
-from coanalysis.results import Result
+from coanalysis.results.store import Result
 
 
 def model_matrix(results: list[Result], kind: str = "unbiased") -> tuple[list[str], list[list[float | None]]]:

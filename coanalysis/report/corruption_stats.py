@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from coanalysis import stats
-from coanalysis.derived.corruptions import STANDARD, parse_key
+from coanalysis.results import stats
+from coanalysis.results.derived.corruptions import STANDARD, parse_key
 
 
 def _standard_cells(cells: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from coanalysis.figures.style import hex_color, model_colors
-from coanalysis.trainer_io import UserError
+from coanalysis.models.trainer_io import UserError
 from coanalysis.report.findings import seed_groups, seeds_of
-from coanalysis.results import Result, ResultsStore
+from coanalysis.results.store import Result, ResultsStore
 
 
 @dataclass

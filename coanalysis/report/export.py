@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from coanalysis.figures.style import render_figure
-from coanalysis.trainer_io import write_bytes_atomic
+from coanalysis.models.trainer_io import write_bytes_atomic
 from coanalysis.report.data import ReportData
 from coanalysis.report.sections.base import Section
 

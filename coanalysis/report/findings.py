@@ -4,7 +4,7 @@ and seed groups.
 - `seed_groups(models)`: checkpoints whose recorded training configs differ only in `seed` form
   one group (paths and run names do not count); a `group` in model.json (`--group NAME`) wins.
 - `paired_findings`: for each model against the reference, the condition with the largest
-  difference, stated by `coanalysis.stats.finding` with its paired image-bootstrap interval, n
+  difference, stated by `coanalysis.results.stats.finding` with its paired image-bootstrap interval, n
   and the number of seeds; where two cells were not measured on the same images (or predate
   per-image records) the sentence says it has no interval and ranks nothing.
 - `group_findings`: for groups of two or more seeds, the difference of group means with the
@@ -18,7 +18,7 @@ import math
 import re
 from typing import Any, Callable, Mapping, Sequence
 
-from coanalysis import stats
+from coanalysis.results import stats
 
 # config keys that say where and how a run was executed, not what was trained
 RUN_KEYS = ("seed", "out", "run_name", "resume", "device", "progress", "data_root", "download", "workers",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coanalysis.figures.style import render_figure
-from coanalysis.trainer_io import package_version, write_bytes_atomic, write_text_atomic
+from coanalysis.models.trainer_io import package_version, write_bytes_atomic, write_text_atomic
 from coanalysis.report.data import ReportData
 from coanalysis.report.sections import SECTIONS
 from coanalysis.report.sections.base import Section

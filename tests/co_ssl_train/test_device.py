@@ -40,7 +40,7 @@ def test_autocast_runs_bf16_only_when_asked():
 
 
 def test_coanalysis_takes_the_same_functions_through_its_door():
-    import coanalysis.trainer as door
+    import coanalysis.models.trainer as door
 
     assert door.autocast is autocast and door.resolve_device is resolve_device
     assert door.resolve_precision is resolve_precision

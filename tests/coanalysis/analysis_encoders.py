@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from coanalysis.context import EvalContext
-from coanalysis.features import EvalData
-from coanalysis.trainer import DatasetInfo, Encoder, ImageDataset, load_dataset
-from coanalysis.probe import LinearProbe
+from coanalysis.analyses.context import EvalContext
+from coanalysis.features.extraction import EvalData
+from coanalysis.models.trainer import DatasetInfo, Encoder, ImageDataset, load_dataset
+from coanalysis.probes.linear import LinearProbe
 
 
 class BroadcastBackbone(nn.Module):

@@ -13,8 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from coanalysis.context import EvalContext
-from coanalysis.pipeline import Session, make_context, open_model
+from coanalysis.analyses.context import EvalContext
+from coanalysis.run.pipeline import Session, make_context, open_model
 
 _FITTED: dict[str, Path] = {}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coanalysis import stats
+from coanalysis.results import stats
 
 from coanalysis.analyses.autoattack import VERSIONS, AutoAttackProtocol, cells, run_cell
 from coanalysis.analyses.pgd import PGDProtocol
@@ -66,7 +66,7 @@ def test_autoattack_bad_input_is_one_line_exit_2(flags, message, tiny_runs, tmp_
 def test_report_section_shows_autoattack_next_to_pgd(tmp_path):
     from coanalysis.report.data import ReportData
     from coanalysis.report.sections import autoattack as section
-    from coanalysis.results import Result, ResultsStore
+    from coanalysis.results.store import Result, ResultsStore
 
     store = ResultsStore(tmp_path)
     model = {"name": "m", "content_hash": "h"}

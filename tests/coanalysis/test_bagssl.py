@@ -10,9 +10,9 @@ import torch
 from coanalysis.analyses import ANALYSES
 from coanalysis.analyses.bagssl import (BagSSLProtocol, cells, default_patch_sizes, extract_patches, grid_offsets,
                                         patch_offsets, run_cell)
-from coanalysis.trainer import UserError
-from coanalysis.pipeline import Session, make_context, open_model, run_analysis
-from coanalysis.results import Result
+from coanalysis.models.trainer import UserError
+from coanalysis.run.pipeline import Session, make_context, open_model, run_analysis
+from coanalysis.results.store import Result
 from tests.coanalysis.analysis_encoders import PixelLinear, context, wrap
 
 

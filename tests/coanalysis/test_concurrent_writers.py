@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import pytest
 
 from coanalysis.analyses import Analysis
-from coanalysis.pipeline import run_analysis
-from coanalysis.results import ResultsStore
-from coanalysis.sharding import Shards
+from coanalysis.run.pipeline import run_analysis
+from coanalysis.results.store import ResultsStore
+from coanalysis.distributed.sharding import Shards
 from tests.conftest import run_cli
 
 

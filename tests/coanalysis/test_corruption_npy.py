@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from coanalysis.corruption.npy import NpySource
-from coanalysis.trainer import UserError, load_dataset
+from coanalysis.data.corruption.npy import NpySource
+from coanalysis.models.trainer import UserError, load_dataset
 from tests.coanalysis.test_corruption_sources import context
 from tests.corruption_datafiles import npy_value, write_cifar_c
 

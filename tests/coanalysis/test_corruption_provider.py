@@ -9,9 +9,9 @@ import threading
 import pytest
 import torch
 
-from coanalysis.corruption.outcome import Corrupted, Missing
-from coanalysis.corruption.provider import CorruptionProvider
-from coanalysis.trainer import UserError
+from coanalysis.data.corruption.outcome import Corrupted, Missing
+from coanalysis.data.corruption.provider import CorruptionProvider
+from coanalysis.models.trainer import UserError
 
 
 class CountingSource:

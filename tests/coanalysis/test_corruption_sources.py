@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from coanalysis.context import EvalContext
-from coanalysis.corruption.folders import FolderSource
-from coanalysis.corruption.generated import GeneratedSource
-from coanalysis.corruption.names import ALL, MIN_SIDE, SEEDED_BY_ARGUMENT, STANDARD, check_names, corruption_seed
-from coanalysis.corruption.npy import NpySource
-from coanalysis.corruption.outcome import Corrupted, Missing
-from coanalysis.corruption.pool import corrupt_images, corrupt_one
-from coanalysis.corruption.provider import CorruptionProvider
-from coanalysis.corruption.sources import detect_layout
-from coanalysis.features import EvalData
-from coanalysis.trainer import UserError, load_dataset
+from coanalysis.analyses.context import EvalContext
+from coanalysis.data.corruption.folders import FolderSource
+from coanalysis.data.corruption.generated import GeneratedSource
+from coanalysis.results.corruption_names import ALL, MIN_SIDE, SEEDED_BY_ARGUMENT, STANDARD, check_names, corruption_seed
+from coanalysis.data.corruption.npy import NpySource
+from coanalysis.data.corruption.outcome import Corrupted, Missing
+from coanalysis.data.corruption.pool import corrupt_images, corrupt_one
+from coanalysis.data.corruption.provider import CorruptionProvider
+from coanalysis.data.corruption.sources import detect_layout
+from coanalysis.features.extraction import EvalData
+from coanalysis.models.trainer import UserError, load_dataset
 from tests.corruption_datafiles import folder_colour, npy_value, write_cifar_c, write_imagenet_c
 from tests.datafiles import write_image_folder
 

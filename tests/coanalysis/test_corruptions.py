@@ -9,12 +9,12 @@ import pytest
 
 from coanalysis.analyses import ANALYSES, Analysis
 from coanalysis.analyses.corruptions import CorruptionProtocol
-from coanalysis.corruption.names import STANDARD
-from coanalysis.corruption.settings import CorruptionSettings
-from coanalysis.derived.corruptions import (ALEXNET_ERRORS, alexnet_errors, corruption_errors, errors,
+from coanalysis.results.corruption_names import STANDARD
+from coanalysis.data.corruption.settings import CorruptionSettings
+from coanalysis.results.derived.corruptions import (ALEXNET_ERRORS, alexnet_errors, corruption_errors, errors,
                                             mean_corruption_error, summarize)
-from coanalysis.derived.corruptions import mean_standard_accuracy as mean_accuracy
-from coanalysis.pipeline import run_analysis
+from coanalysis.results.derived.corruptions import mean_standard_accuracy as mean_accuracy
+from coanalysis.run.pipeline import run_analysis
 from tests.coanalysis.probed import probed_context
 
 # mmpretrain's `get_ce_alexnet` (the per-corruption means of the same published errors)

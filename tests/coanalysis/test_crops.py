@@ -6,8 +6,8 @@ import torch
 
 from coanalysis.analyses import ANALYSES
 from coanalysis.analyses.crops import CropProtocol, crop_side, random_crops
-from coanalysis.pipeline import run_analysis
-from coanalysis.seeding import per_image_generator
+from coanalysis.run.pipeline import run_analysis
+from coanalysis.data.seeding import per_image_generator
 from tests.coanalysis.probed import probed_context
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from coanalysis.analyses import ANALYSES
-from coanalysis.end_to_end import mean_cell_accuracy, summary_table
+from coanalysis.run.end_to_end import mean_cell_accuracy, summary_table
 from tests.conftest import run_cli
 from tests.datafiles import write_fashion_mnist
 from tests.resultfiles import model_record, noise_result

@@ -9,7 +9,7 @@ import torch
 from coanalysis.analyses import ANALYSES
 from coanalysis.analyses.dropout import (SINGLE, DropoutProtocol, channel_pooling, channel_std, kept_positions,
                                          noise_pooling, spatial_pooling)
-from coanalysis.pipeline import run_analysis
+from coanalysis.run.pipeline import run_analysis
 from tests.coanalysis.probed import probed_context
 
 

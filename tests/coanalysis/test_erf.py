@@ -11,11 +11,11 @@ import torch
 from coanalysis.analyses import ANALYSES
 from coanalysis.analyses.erf import (ERFProtocol, cells, erf_maps, map_index, mass_square_sides, support_box,
                                      support_side, unit_centre)
-from coanalysis.derived.erf import decode_image, decode_map
-from coanalysis.trainer import ARCHS, UserError, build_encoder
-from coanalysis.pipeline import Session, open_model, run_analysis
-from coanalysis.results import Result
-from coanalysis.sample_images import default_files, load_images, package_data
+from coanalysis.results.derived.erf import decode_image, decode_map
+from coanalysis.models.trainer import ARCHS, UserError, build_encoder
+from coanalysis.run.pipeline import Session, open_model, run_analysis
+from coanalysis.results.store import Result
+from coanalysis.data.sample_images import default_files, load_images, package_data
 from tests.coanalysis.analysis_encoders import ConvStack, wrap
 
 CPU = torch.device("cpu")

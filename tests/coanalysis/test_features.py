@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from coanalysis import load_encoder
-from coanalysis.features import EvalData, FeatureCache, extract_features, feature_identity
-from coanalysis.trainer import load_dataset
+from coanalysis.features.extraction import EvalData, FeatureCache, extract_features, feature_identity
+from coanalysis.models.trainer import load_dataset
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def test_an_unwritable_cache_costs_only_recomputation(setup, tmp_path):
 
 def test_changed_data_under_the_same_name_is_recomputed(setup):
     """Same dataset name, split, n and seed, other pixels: the entry is not reused."""
-    from coanalysis.trainer import ImageDataset
+    from coanalysis.models.trainer import ImageDataset
 
     encoder, data, cache, calls = setup
     first = _extract(encoder, data, cache)

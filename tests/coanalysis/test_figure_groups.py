@@ -73,7 +73,7 @@ def test_noise_figure_groups_seeds_from_their_configs():
 
 def test_redundancy_above_chance_per_group():
     from coanalysis.figures.redundancy import above_chance_figure
-    from coanalysis.results import Result
+    from coanalysis.results.store import Result
 
     def result(name, r, r_null, seed=0):
         record = model_record(name)
@@ -97,7 +97,7 @@ def test_redundancy_above_chance_per_group():
 
 def test_report_with_two_seeds_renders_the_group_figures(tmp_path):
     from coanalysis.report import render_report
-    from coanalysis.results import Result, ResultsStore
+    from coanalysis.results.store import Result, ResultsStore
     from tests.resultfiles import probe_result
 
     store = ResultsStore(tmp_path / "results")

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from coanalysis import load_encoder
-from coanalysis.formats import FORMATS
-from coanalysis.formats.arch import SIGNATURES, infer_arch
-from coanalysis.trainer import ARCHS, UserError, build_encoder
+from coanalysis.models.formats import FORMATS
+from coanalysis.models.formats.arch import SIGNATURES, infer_arch
+from coanalysis.models.trainer import ARCHS, UserError, build_encoder
 from tests.coanalysis.layouts import (LAYOUTS, constant_copy, random_resnet, reference_features, trunk_state,
                                       write_layout)
 

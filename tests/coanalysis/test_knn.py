@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from coanalysis.features import Features
-from coanalysis.knn import KNNProtocol, knn_accuracy
-from coanalysis.trainer import knn_vote as knn_predict
-from coanalysis.trainer import UserError
+from coanalysis.features.extraction import Features
+from coanalysis.probes.knn import KNNProtocol, knn_accuracy
+from coanalysis.models.trainer import knn_vote as knn_predict
+from coanalysis.models.trainer import UserError
 
 
 def _clusters(n_per_class: int, classes: int, dim: int, spread: float, seed: int) -> Features:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from coanalysis import load_encoder
-from coanalysis.trainer import UserError
+from coanalysis.models.trainer import UserError
 
 
 def test_loads_in_eval_mode_with_its_identity(tiny_runs):

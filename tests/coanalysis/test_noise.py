@@ -9,9 +9,9 @@ import torch
 
 from coanalysis.analyses import ANALYSES, Analysis
 from coanalysis.analyses.noise import NoiseProtocol, add_noise
-from coanalysis.trainer import UserError
-from coanalysis.pipeline import Session, make_context, open_model, run_analysis
-from coanalysis.results import Result
+from coanalysis.models.trainer import UserError
+from coanalysis.run.pipeline import Session, make_context, open_model, run_analysis
+from coanalysis.results.store import Result
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import torch
 
 from coanalysis.analyses import ANALYSES
 from coanalysis.analyses.pgd import PGDProtocol, cells, eps_label, parse_eps, perturbation_norms
-from coanalysis.pipeline import run_analysis
+from coanalysis.run.pipeline import run_analysis
 from tests.coanalysis.probed import probed_context
 
 FLOAT32_SLACK = 1e-6  # x + delta is rounded to float32 (spacing <= 6e-8 in [0, 1])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from coanalysis.features import Features
-from coanalysis.trainer import UserError
-from coanalysis.probe import LinearProbe, ProbeProtocol, fit_probe, probe_accuracy
+from coanalysis.features.extraction import Features
+from coanalysis.models.trainer import UserError
+from coanalysis.probes.linear import LinearProbe, ProbeProtocol, fit_probe, probe_accuracy
 
 
 def _clusters(n_per_class: int, classes: int, dim: int, spread: float, seed: int) -> Features:
@@ -64,7 +64,7 @@ def test_solvers_agree_on_a_noisy_problem():
 
 
 def test_auto_solver_switches_to_sgd_for_large_problems():
-    from coanalysis.probe import LBFGS_LIMIT
+    from coanalysis.probes.linear import LBFGS_LIMIT
 
     assert ProbeProtocol().resolve_solver(50_000, 10) == "lbfgs"
     assert ProbeProtocol().resolve_solver(1_281_167, 1000) == "sgd" and 1_281_167 * 1000 > LBFGS_LIMIT
@@ -74,8 +74,8 @@ def test_auto_solver_switches_to_sgd_for_large_problems():
 
 def test_ensure_probe_reuses_the_probe_recomputes_knn_alone_and_refits_a_damaged_probe(tiny_runs, tmp_path,
                                                                                       capsys):
-    from coanalysis.knn import KNNProtocol
-    from coanalysis.pipeline import Session, ensure_probe, eval_data, open_model
+    from coanalysis.probes.knn import KNNProtocol
+    from coanalysis.run.pipeline import Session, ensure_probe, eval_data, open_model
 
     session = Session(out=tmp_path / "res", dataset="synthetic", n=32, n_train=64, device_name="cpu",
                       progress=True, cache_dir=tmp_path / "cache")
@@ -95,5 +95,5 @@ def test_ensure_probe_reuses_the_probe_recomputes_knn_alone_and_refits_a_damaged
     (tmp_path / "res" / "byol" / "probe.safetensors").write_bytes(b"damaged")
     _, _, refit = ensure_probe(session, encoder, test)
     assert refit == acc and "fitting the linear probe" in capsys.readouterr().out
-    from coanalysis.probe import load_probe
+    from coanalysis.probes.linear import load_probe
     assert load_probe(tmp_path / "res" / "byol") is not None  # saved again

@@ -1,4 +1,4 @@
-"""A BagSSL run is read through its recorded bag of patches in every analysis (coanalysis.readout)."""
+"""A BagSSL run is read through its recorded bag of patches in every analysis (coanalysis.models.readout)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import torch
 from co_ssl_train.config import TrainConfig
 from co_ssl_train.methods.bagssl import bag_of_patches
 from co_ssl_train.train import train
-from coanalysis.features import to_input
-from coanalysis.loading import load_encoder
-from coanalysis.pipeline import Session, make_context, open_model
-from coanalysis.readout import BagOfPatchesEncoder
-from coanalysis.trainer import UserError
+from coanalysis.features.extraction import to_input
+from coanalysis.models.loading import load_encoder
+from coanalysis.run.pipeline import Session, make_context, open_model
+from coanalysis.models.readout import BagOfPatchesEncoder
+from coanalysis.models.trainer import UserError
 from tests.conftest import TINY
 
 

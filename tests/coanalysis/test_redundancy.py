@@ -13,9 +13,9 @@ from coanalysis.analyses import ANALYSES
 from coanalysis.analyses.redundancy import (RedundancyProtocol, bootstrap_pearson, cells, centre_index, null_maps,
                                             pair_similarities, pairs_correlation, pearson, run_cell, unit_locals,
                                             within_image_similarities)
-from coanalysis.trainer import UserError
-from coanalysis.pipeline import Session, make_context, open_model, run_analysis
-from coanalysis.results import Result
+from coanalysis.models.trainer import UserError
+from coanalysis.run.pipeline import Session, make_context, open_model, run_analysis
+from coanalysis.results.store import Result
 from tests.coanalysis.analysis_encoders import (BroadcastBackbone, ClassTokenViT, RandomLocalBackbone, context,
                                                noise_images, wrap)
 

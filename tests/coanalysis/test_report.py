@@ -15,11 +15,11 @@ import pytest
 from coanalysis.analyses import ANALYSES
 from coanalysis.analyses.noise import NoiseProtocol
 from coanalysis.figures.style import curve_from_cells, model_colors
-from coanalysis.trainer import UserError
-from coanalysis.pipeline import Session, make_context, open_model, run_analysis
+from coanalysis.models.trainer import UserError
+from coanalysis.run.pipeline import Session, make_context, open_model, run_analysis
 from coanalysis.report import render_report
 from coanalysis.report.sections.base import Table
-from coanalysis.results import SCHEMA_VERSION, Result, ResultsStore, upgrade_result
+from coanalysis.results.store import SCHEMA_VERSION, Result, ResultsStore, upgrade_result
 from tests.conftest import run_cli
 from tests.resultfiles import write_results
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from coanalysis.analyses import ANALYSES
 from coanalysis.analyses.erf import ERFProtocol
-from coanalysis.pipeline import Session, open_model, run_analysis
+from coanalysis.run.pipeline import Session, open_model, run_analysis
 from tests.coanalysis.test_robustness_report import corruption_cells, dropout_cells, write
 from tests.resultfiles import write_results
 
@@ -30,7 +30,7 @@ try:
 finally:
     print(json.dumps({"torch": "torch" in sys.modules,
                       "analyses": sorted(m for m in sys.modules if m.startswith("coanalysis.analyses")),
-                      "trainer": "coanalysis.trainer" in sys.modules}))
+                      "trainer": "coanalysis.models.trainer" in sys.modules}))
 """
 
 
@@ -57,5 +57,5 @@ def test_report_renders_without_importing_torch(tiny_runs, tmp_path):
     imported = json.loads(done.stdout.strip().splitlines()[-1])
     assert imported == {"torch": False, "analyses": [], "trainer": False}
     html = out.read_text()
-    assert "mCE" in html and "Common corruptions" in html  # derived numbers, from coanalysis.derived
+    assert "mCE" in html and "Common corruptions" in html  # derived numbers, from coanalysis.results.derived
     assert "receptive field" in html.lower() and html.count("data:image/png;base64,") >= 5  # ERF maps decoded

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from coanalysis.trainer import load_dataset
+from coanalysis.models.trainer import load_dataset
 from tests.conftest import run_cli
 from tests.corruption_datafiles import write_cifar_c
 

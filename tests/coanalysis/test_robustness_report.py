@@ -10,7 +10,7 @@ from coanalysis.analyses.crops import CropProtocol
 from coanalysis.analyses.dropout import DropoutProtocol
 from coanalysis.analyses.pgd import PGDProtocol
 from coanalysis.report import render_report
-from coanalysis.results import Result, ResultsStore
+from coanalysis.results.store import Result, ResultsStore
 
 DATA = {"dataset": "fashion-mnist", "split": "test", "n": 100, "subset_seed": 0, "image_size": 32}
 

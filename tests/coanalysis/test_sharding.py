@@ -18,8 +18,8 @@ import pytest
 
 import torch
 
-from coanalysis.image_split import ImageSplit
-from coanalysis.sharding import Shards, assign_models, split_rounds
+from coanalysis.distributed.image_split import ImageSplit
+from coanalysis.distributed.sharding import Shards, assign_models, split_rounds
 from tests.conftest import free_port
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
@@ -86,7 +86,7 @@ def test_the_cells_of_a_last_partial_round_are_split_by_images_when_the_analysis
 
 
 def test_an_image_split_joins_the_ranks_parts_in_rank_order():
-    from coanalysis.image_split import _to_bytes
+    from coanalysis.distributed.image_split import _to_bytes
 
     posted = {}  # what rank 1 sent, as the exchange returns it to rank 0
     split = ImageSplit(rank=0, world=2, exchange=lambda mine: [mine, posted["rank 1"]])
@@ -100,7 +100,7 @@ def test_an_image_split_joins_the_ranks_parts_in_rank_order():
 
 
 def test_feature_shards_are_whole_batches_covering_the_subset_in_order():
-    from coanalysis.image_split import batch_rows
+    from coanalysis.distributed.image_split import batch_rows
 
     for n, batch, world in ((100, 16, 2), (100, 16, 3), (5, 16, 2), (64, 16, 4), (1000, 256, 8)):
         rows = [batch_rows(n, batch, r, world) for r in range(world)]

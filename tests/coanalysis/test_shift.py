@@ -8,13 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from coanalysis import stats
+from coanalysis.results import stats
 from coanalysis.analyses import ANALYSES
 from coanalysis.analyses.shift import ShiftProtocol, cells, run_cell
-from coanalysis.features import EvalData
-from coanalysis.probe import LinearProbe
-from coanalysis.shift_sets import class_list
-from coanalysis.trainer import DatasetInfo, ImageDataset
+from coanalysis.features.extraction import EvalData
+from coanalysis.probes.linear import LinearProbe
+from coanalysis.data.shift_sets import class_list
+from coanalysis.models.trainer import DatasetInfo, ImageDataset
 from tests.coanalysis.analysis_encoders import PixelLinear, context, wrap
 
 IMAGENET = class_list("imagenet-1k.txt")
@@ -71,7 +71,7 @@ def test_restriction_to_the_200_classes_and_full_sets(tmp_path):
 
 
 def test_a_probe_without_imagenet_classes_is_refused(tmp_path):
-    from coanalysis.trainer_io import UserError
+    from coanalysis.models.trainer_io import UserError
     from tests.coanalysis.analysis_encoders import noise_images
 
     _images(tmp_path / "imagenet-a" / class_list("imagenet-a.txt")[0], 1)
@@ -83,7 +83,7 @@ def test_a_probe_without_imagenet_classes_is_refused(tmp_path):
 def test_report_section_records_the_mapping(tmp_path):
     from coanalysis.report.data import ReportData
     from coanalysis.report.sections import shift as section
-    from coanalysis.results import Result, ResultsStore
+    from coanalysis.results.store import Result, ResultsStore
 
     _images(tmp_path / "sets" / "imagenet-r" / R[0], 2)
     protocol = ShiftProtocol(root=str(tmp_path / "sets"), sets=("imagenet-r",))
@@ -93,7 +93,7 @@ def test_report_section_records_the_mapping(tmp_path):
                                                wall_time_s=0.0, complete=True, expected_cells=1))
     built = section.build(ReportData.from_folders([tmp_path / "res"]))
     assert built.tables[0].rows == [["m", "100.0 [100.0, 100.0] (n = 2)"]]  # every image right: no spread
-    assert ("imagenet-r: 200 classes (coanalysis/classlists/imagenet-r.txt; argmax over those classes only)"
+    assert ("imagenet-r: 200 classes (coanalysis/data/classlists/imagenet-r.txt; argmax over those classes only)"
             in built.notes)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from coanalysis.shift_sets import CORRUPTIONS_3DCC, SETS, class_list, get_set, scan, subset_mapping
-from coanalysis.trainer_io import UserError
+from coanalysis.data.shift_sets import CORRUPTIONS_3DCC, SETS, class_list, get_set, scan, subset_mapping
+from coanalysis.models.trainer_io import UserError
 
 IMAGENET = class_list("imagenet-1k.txt")
 

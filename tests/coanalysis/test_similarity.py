@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from coanalysis.similarity import MinibatchCKA, cka_matrices, linear_cka, rankme, sample_local_vectors
+from coanalysis.analyses.similarity import MinibatchCKA, cka_matrices, linear_cka, rankme, sample_local_vectors
 from tests.conftest import run_cli
 
 
@@ -65,7 +65,7 @@ def test_local_vectors_are_a_seeded_subsample_of_positions():
 def test_local_vectors_drawn_over_ranks_are_those_of_the_whole_maps(rows):
     """Each rank holds its images' maps (here rank 0 of two, seven images and three); the draw is the
     one from their concatenation, in the same order."""
-    from coanalysis.image_split import ImageSplit, _from_bytes, _to_bytes
+    from coanalysis.distributed.image_split import ImageSplit, _from_bytes, _to_bytes
 
     maps = torch.randn(10, 3, 2, 2)
     mine, theirs = maps[:7], maps[7:]

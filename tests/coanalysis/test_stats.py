@@ -1,4 +1,4 @@
-"""coanalysis.stats and report.findings: bootstrap intervals, paired differences, seed groups and
+"""coanalysis.results.stats and report.findings: bootstrap intervals, paired differences, seed groups and
 the wording of findings, against known answers."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coanalysis import stats
+from coanalysis.results import stats
 from coanalysis.report.findings import group_difference, paired_findings, seed_groups
 
 

@@ -8,14 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from coanalysis import stats
+from coanalysis.results import stats
 from coanalysis.analyses import ANALYSES
 from coanalysis.analyses.dropout import SINGLE, DropoutProtocol
 from coanalysis.analyses.erf import ERFProtocol
 from coanalysis.analyses.noise import NoiseProtocol
 from coanalysis.analyses.pgd import PGDProtocol
 from coanalysis.analyses.redundancy import RedundancyProtocol, sample_pairs
-from coanalysis.pipeline import Session, make_context, open_model, run_analysis
+from coanalysis.run.pipeline import Session, make_context, open_model, run_analysis
 from tests.coanalysis import vit_layouts
 
 
@@ -101,8 +101,8 @@ def test_bagssl_on_a_vit_reads_patches_as_timm_does(dino_file):
     """A patch the size of the image is the image: bag readout = global readout. Smaller patches,
     resized to the input size, give timm's own CLS on the resized patches (PROTOCOLS 10, 13)."""
     from coanalysis.analyses.bagssl import BagSSLProtocol, run_cell
-    from coanalysis.loading import load_encoder
-    from coanalysis.local_features import subset
+    from coanalysis.models.loading import load_encoder
+    from coanalysis.features.local_maps import subset
     from tests.coanalysis.analysis_encoders import context
 
     _, model, _ = vit_layouts.dino_full()

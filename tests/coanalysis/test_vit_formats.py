@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from coanalysis.loading import load_encoder
-from coanalysis.trainer import UserError
+from coanalysis.models.loading import load_encoder
+from coanalysis.models.trainer import UserError
 from tests.coanalysis import vit_layouts
 from tests.coanalysis.vit_layouts import LAYOUTS, check_features, random_vit, tokens
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from coanalysis.trainer_io import UserError
-from coanalysis.zoo import RECORD, fetch, resolve_zoo_spec, zoo_dir
-from coanalysis.zoo_table import ZOO, ZooEntry
+from coanalysis.models.trainer_io import UserError
+from coanalysis.models.zoo import RECORD, fetch, resolve_zoo_spec, zoo_dir
+from coanalysis.models.zoo_table import ZOO, ZooEntry
 from tests.coanalysis.http_files import Server
 from tests.conftest import run_cli
 
@@ -99,8 +99,8 @@ def test_no_network_names_the_place_and_accepts_a_file_put_there(tmp_path):
 def test_zoo_spec_loads_as_a_file_through_load_encoder(server, tmp_path, monkeypatch):
     import torch
 
-    from coanalysis.loading import load_encoder
-    from coanalysis.pipeline import default_name
+    from coanalysis.models.loading import load_encoder
+    from coanalysis.run.pipeline import default_name
     from tests.coanalysis.layouts import random_resnet, reference_features
 
     model = random_resnet("resnet18")

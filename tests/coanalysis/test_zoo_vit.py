@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from coanalysis.loading import load_encoder
-from coanalysis.zoo import zoo_dir
-from coanalysis.zoo_table import ZOO, ZooEntry
+from coanalysis.models.loading import load_encoder
+from coanalysis.models.zoo import zoo_dir
+from coanalysis.models.zoo_table import ZOO, ZooEntry
 from tests.coanalysis import vit_layouts
 from tests.coanalysis.http_files import Server
 

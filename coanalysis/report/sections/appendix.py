@@ -13,7 +13,7 @@ from typing import Any
 from coanalysis.figures.style import fmt_n
 from coanalysis.report.data import ReportData
 from coanalysis.report.sections.base import Details, Section, Table
-from coanalysis.results import Result
+from coanalysis.results.store import Result
 
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:

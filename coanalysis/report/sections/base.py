@@ -18,7 +18,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from coanalysis import stats
+from coanalysis.results import stats
 from coanalysis.report.data import ReportData
 from coanalysis.report.findings import paired_findings
 

@@ -4,7 +4,7 @@ seed groups (checkpoints whose configs differ only in seed) with mean ± sd over
 
 from __future__ import annotations
 
-from coanalysis import stats
+from coanalysis.results import stats
 from coanalysis.report.data import ReportData
 from coanalysis.report.findings import group_difference, seed_groups
 from coanalysis.report.sections.base import Section, Table, pct, pct_ci

@@ -3,9 +3,9 @@ accuracy, and CE / mCE relative to the baseline (and to AlexNet on ImageNet)."""
 
 from __future__ import annotations
 
-from coanalysis import stats
-from coanalysis.corruption.names import STANDARD
-from coanalysis.derived.corruptions import ALEXNET, summarize
+from coanalysis.results import stats
+from coanalysis.results.corruption_names import STANDARD
+from coanalysis.results.derived.corruptions import ALEXNET, summarize
 from coanalysis.figures.corruptions import corruption_heatmap
 from coanalysis.report.corruption_stats import mce_interval, mean_accuracy_difference, mean_accuracy_interval
 from coanalysis.report.data import ReportData

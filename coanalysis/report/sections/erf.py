@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coanalysis.derived.erf import METHODS
+from coanalysis.results.derived.erf import METHODS
 from coanalysis.figures.erf import (METHOD_LABELS, erf_average_figure, erf_grid_figure, erf_size_figure,
                                     method_cells)
 from coanalysis.report.data import ReportData

@@ -12,7 +12,7 @@ from typing import Any
 
 from coanalysis.report.data import ReportData
 from coanalysis.report.sections.base import Details, Section, Table, fmt_kwargs
-from coanalysis.trainer_io import newer_defaults
+from coanalysis.models.trainer_io import newer_defaults
 
 # Config keys that shape the trained model, in display order; keys that only say where and how a
 # run was executed (paths, workers, progress bars) stay in the collapsible full config.

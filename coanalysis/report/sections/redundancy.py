@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from coanalysis.figures.redundancy import above_chance_figure, bars_figure, describe, scatter_figure
-from coanalysis import stats
+from coanalysis.results import stats
 from coanalysis.report.data import ReportData
 from coanalysis.report.sections.base import FigureBlock, Section, Table, pct
 
